@@ -1,0 +1,159 @@
+"""The ``tfcovseg`` command: thin click commands, each parsing options and calling one function.
+
+No TensorFlow import at module level: ``tfcovseg --help`` stays instant.
+"""
+
+import sys
+
+import click
+
+from tfcovseg import __version__
+from tfcovseg.errors import TfcovsegError
+
+SOURCES = ["ricord", "mosmed", "coronacases", "medseg", "radiopaedia", "folder"]
+
+
+class _Group(click.Group):
+    """Turns our errors into one red line and exit status 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except TfcovsegError as err:
+            click.secho(f"error: {err}", fg="red", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tfcovseg")
+def main():
+    """Segment COVID-19 lesions and lungs in chest CT with Keras/TensorFlow."""
+
+
+@main.command()
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--cases", default=8, show_default=True, help="Number of phantoms.")
+@click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same data).")
+@click.option("--shape", nargs=3, type=int, default=(64, 128, 128), show_default=True,
+              help="Volume size D H W (slices, rows, columns).")
+@click.option("--spacing", nargs=3, type=float, default=(5.0, 2.5, 2.5), show_default=True,
+              help="Voxel size in mm along D H W.")
+def synth(out, cases, seed, shape, spacing):
+    """Write synthetic chest CT phantoms with lesion and lung masks as a prepared dataset."""
+    from tfcovseg.io.phantoms import synthesize_dataset
+
+    synthesize_dataset(out, cases=cases, seed=seed, shape=shape, spacing=spacing)
+
+
+@main.command()
+@click.argument("source", type=click.Choice(SOURCES))
+@click.option("--src", required=True, type=click.Path(exists=True), help="The source's folder.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Prepared dataset folder.")
+@click.option("--annotations", type=click.Path(exists=True, dir_okay=False),
+              help="ricord: the MD.ai JSON export (default: the *.json in --src).")
+@click.option("--label", "labels", multiple=True,
+              help="ricord: an MD.ai label name counted as infiltrate (repeatable).")
+def prepare(source, src, out, annotations, labels):
+    """Convert a public dataset (or any NIfTI folder) into a prepared dataset."""
+    from tfcovseg.io.converters import prepare as prepare_source
+
+    prepare_source(source, src, out, annotations=annotations, labels=labels or None)
+
+
+@main.command("convert-weights")
+@click.option("--torchvision", "torchvision_file", type=click.Path(exists=True, dir_okay=False),
+              help="A torchvision r3d_18 state_dict (.pth or .safetensors).")
+@click.option("--faimed3d", "faimed3d_file", type=click.Path(exists=True, dir_okay=False),
+              help="A faimed3d DynamicUnet3D state_dict (.pth or .safetensors).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Keras weights (.h5).")
+def convert_weights(torchvision_file, faimed3d_file, out):
+    """Convert PyTorch weights (torchvision R3D-18 or a faimed3d U-Net) to Keras."""
+    from tfcovseg.models.convert import convert_weights as convert
+
+    convert(torchvision=torchvision_file, faimed3d=faimed3d_file, out=out)
+
+
+@main.command(context_settings={"ignore_unknown_options": False})
+@click.option("--config", default="demo", show_default=True, help="YAML file or config name.")
+@click.option("--data", type=click.Path(), help="Prepared dataset (overrides the config).")
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder.")
+@click.option("--resume", type=click.Path(exists=True, file_okay=False),
+              help="Continue a killed run from its last completed epoch.")
+@click.option("--strategy", type=click.Choice(["auto", "default", "mirrored", "multiworker"]),
+              help="tf.distribute strategy (overrides the config).")
+@click.argument("overrides", nargs=-1)
+def train(config, data, out, resume, strategy, overrides):
+    """Train the 3D U-Net (default: the demo on phantoms). OVERRIDES: key.sub=value."""
+    from tfcovseg.train.run import train as run_training
+
+    run_training(config=config, data=data, out=out, resume=resume, strategy=strategy,
+                 overrides=list(overrides))
+
+
+@main.command()
+@click.option("--model", type=click.Path(exists=True), help="Run folder or SavedModel export.")
+@click.option("--data", required=True, type=click.Path(exists=True), help="Prepared dataset.")
+@click.option("--out", type=click.Path(file_okay=False), help="Folder for the CSV/Markdown results.")
+@click.option("--predictions", type=click.Path(exists=True, file_okay=False),
+              help="Score existing prediction NIfTIs (<id>.nii.gz) instead of a model.")
+@click.option("--tolerance", type=float, help="NSD tolerance in mm (default: config, 3 mm for lesions).")
+def evaluate(model, data, out, predictions, tolerance):
+    """Per-case Dice and normalized surface Dice, as Ma et al.'s benchmark computes them."""
+    from tfcovseg.infer.evaluate import evaluate as run_evaluation
+
+    run_evaluation(model=model, data=data, out=out, predictions=predictions, tolerance=tolerance)
+
+
+@main.command()
+@click.option("--model", required=True, type=click.Path(exists=True), help="Run folder or export.")
+@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True))
+@click.option("--out", type=click.Path(dir_okay=False), help="Mask NIfTI (default: next to INPUT).")
+@click.option("--probabilities", is_flag=True, help="Also write lesion probabilities.")
+@click.option("--lung-mask", type=click.Path(exists=True, dir_okay=False),
+              help="Lung mask NIfTI for the report (default: a simple threshold extraction).")
+def predict(model, input_path, out, probabilities, lung_mask):
+    """Segment lesions in a CT (NIfTI file or DICOM series folder), with a report."""
+    from tfcovseg.infer.predict import predict_ct
+
+    predict_ct(model=model, input_path=input_path, out=out, probabilities=probabilities,
+               lung_mask=lung_mask)
+
+
+@main.command()
+@click.option("--model", required=True, type=click.Path(exists=True, file_okay=False), help="Run folder.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Export folder.")
+@click.option("--version", "version", default=1, show_default=True, help="Model version number.")
+def export(model, out, version):
+    """Export a SavedModel for TF Serving (raw HU in, lesion probabilities out)."""
+    from tfcovseg.infer.export import export_savedmodel
+
+    export_savedmodel(model=model, out=out, version=version)
+
+
+@main.group(invoke_without_command=True)
+@click.option("--config", default="bench_smoke", show_default=True, help="YAML file or config name.")
+@click.option("--data", type=click.Path(), help="Prepared 2D data (overrides the config).")
+@click.option("--out", type=click.Path(file_okay=False), help="Bench folder (one file per cell).")
+@click.option("--only", help="Filter cells, e.g. arch=unet,encoder=resnet18.")
+@click.option("--shard", help="K/N: run the K-th of N deterministic shards (1-based).")
+@click.option("--ray", "ray_address", help="Run cells as Ray tasks (address, or 'local').")
+@click.pass_context
+def bench(ctx, config, data, out, only, shard, ray_address):
+    """Train and test the 2D architecture x encoder grid (Bizopoulos et al.)."""
+    if ctx.invoked_subcommand is None:
+        from tfcovseg.bench.run import run_bench
+
+        run_bench(config=config, data=data, out=out, only=only, shard=shard, ray_address=ray_address)
+
+
+@bench.command("report")
+@click.argument("bench_dir", type=click.Path(exists=True, file_okay=False))
+def bench_report(bench_dir):
+    """Write results.csv, the paper's tables and figures from a bench folder."""
+    from tfcovseg.bench.report import write_report
+
+    write_report(bench_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Intensity preprocessing shared by training, prediction and the exported SavedModel.
+
+The authors (Bressem et al.) clip RICORD to [-2000, 500] HU at conversion and then scale every
+volume to [0, 1] by its own min and max, with no Kinetics mean/std; Bizopoulos et al.
+normalise HU with mean -500 and std 500. Both are ``Intensity`` settings.
+"""
+
+import dataclasses
+from typing import Literal
+
+import tensorflow as tf
+
+MINMAX_EPS = 1e-8
+
+
+@dataclasses.dataclass
+class Intensity:
+    clip: tuple[float, float] | None = None  # HU window applied before scaling
+    scaling: Literal["minmax", "fixed"] = "minmax"  # per-volume min-max, or (x - mean) / std
+    mean: float = -500.0
+    std: float = 500.0
+
+    def __post_init__(self):
+        if self.clip is not None and self.clip[0] >= self.clip[1]:
+            raise ValueError(f"intensity.clip must be [low, high] with low < high, got {self.clip}")
+        if self.std <= 0:
+            raise ValueError(f"intensity.std must be positive, got {self.std}")
+
+
+def normalise(volume, intensity: Intensity):
+    """Clip and scale ``[..., D, H, W]`` volumes; min-max is taken per volume (last 3 axes)."""
+    x = tf.cast(volume, tf.float32)
+    if intensity.clip is not None:
+        x = tf.clip_by_value(x, intensity.clip[0], intensity.clip[1])
+    if intensity.scaling == "minmax":
+        axes = [-3, -2, -1]
+        low = tf.reduce_min(x, axis=axes, keepdims=True)
+        high = tf.reduce_max(x, axis=axes, keepdims=True)
+        return (x - low) / tf.maximum(high - low, MINMAX_EPS)
+    return (x - intensity.mean) / intensity.std

@@ -1,0 +1,40 @@
+"""Atomic file writes: a temporary file next to the target, then a rename.
+
+A killed process leaves either the old file or the new one, never a half-written one.
+Paths go through ``tf.io.gfile`` only where TensorFlow is already needed; these helpers are
+for local files (results, manifests, checkpoints).
+"""
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix: str = ""):
+    """Yield a temporary path in the target's folder; rename it onto ``path`` on success.
+
+    ``suffix`` keeps an extension that a writer relies on (``.nii.gz``, ``.h5``).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_text(path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path, obj) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")

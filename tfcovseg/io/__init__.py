@@ -1,0 +1,1 @@
+"""Reading and writing CT volumes, the prepared-dataset manifest, converters and phantoms."""
