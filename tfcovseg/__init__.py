@@ -14,11 +14,13 @@ _KERAS_ENV = {"TF_USE_LEGACY_KERAS": "1", "SM_FRAMEWORK": "tf.keras"}
 
 
 def _select_keras() -> None:
-    tf_loaded_before = "tensorflow" in sys.modules
+    tf_loaded_with_keras3 = (
+        "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1"
+    )
     for name, value in _KERAS_ENV.items():
         os.environ.setdefault(name, value)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if tf_loaded_before and os.environ.get("TF_USE_LEGACY_KERAS") != "1":
+    if tf_loaded_with_keras3:
         warnings.warn(
             "tensorflow was imported before tfcovseg without TF_USE_LEGACY_KERAS=1, so tf.keras "
             "is Keras 3; tfcovseg and segmentation_models need Keras 2 (tf_keras). Import "

@@ -1,0 +1,50 @@
+import json
+
+import numpy as np
+import pytest
+
+from tfcovseg.errors import TfcovsegError
+from tfcovseg.io.manifest import Case, Dataset, case_files, load_dataset, write_dataset
+from tfcovseg.io.nifti import write_volume
+
+
+def _write_case(root, case_id, lung=False):
+    files = case_files(case_id)
+    for key in ("image", "label") + (("lung",) if lung else ()):
+        write_volume(root / files[key], np.zeros((2, 4, 4), np.float32), np.eye(4))
+    return files
+
+
+def test_hand_written_minimal_manifest_loads(tmp_path):
+    files = _write_case(tmp_path, "a", lung=True)
+    (tmp_path / "dataset.json").write_text(json.dumps({"name": "mine", "cases": [{"id": "a", **files}]}))
+    ds = load_dataset(tmp_path)
+    assert ds.name == "mine" and ds.source == "user"
+    assert ds.cases[0].lung == "lungs/a.nii.gz"
+    assert ds.path(ds.cases[0].image).is_file()
+    assert [c.id for c in ds.labelled] == ["a"]
+
+
+def test_write_then_load_keeps_fields_and_extras(tmp_path):
+    files = _write_case(tmp_path, "b")
+    case = Case(id="b", image=files["image"], label=files["label"], spacing=[5.0, 1.0, 1.0],
+                flags=["windowed"], extra={"study_uid": "1.2.3"})
+    write_dataset(Dataset(root=tmp_path, name="x", cases=[case], source="ricord", extra={"split": "all"}))
+    ds = load_dataset(tmp_path)
+    assert ds.cases[0].flags == ["windowed"] and ds.cases[0].extra == {"study_uid": "1.2.3"}
+    assert ds.source == "ricord" and ds.extra == {"split": "all"}
+
+
+def test_manifest_problems_name_the_file_and_the_problem(tmp_path):
+    with pytest.raises(TfcovsegError, match="not a prepared dataset"):
+        load_dataset(tmp_path)
+    (tmp_path / "dataset.json").write_text("{broken")
+    with pytest.raises(TfcovsegError, match="not valid JSON"):
+        load_dataset(tmp_path)
+    (tmp_path / "dataset.json").write_text(json.dumps({"name": "x", "cases": [{"id": "a", "image": "images/a.nii.gz"}]}))
+    with pytest.raises(TfcovsegError, match="image file images/a.nii.gz is missing"):
+        load_dataset(tmp_path)
+    files = _write_case(tmp_path, "a", lung=True)
+    (tmp_path / "dataset.json").write_text(json.dumps({"name": "x", "cases": [{"id": "a", **files}] * 2}))
+    with pytest.raises(TfcovsegError, match="appears twice"):
+        load_dataset(tmp_path)

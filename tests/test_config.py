@@ -1,0 +1,70 @@
+import dataclasses
+from typing import Literal
+
+import pytest
+
+from tfcovseg.config import apply_overrides, from_dict, load_config, to_dict
+from tfcovseg.errors import TfcovsegError
+
+
+@dataclasses.dataclass
+class Inner:
+    size: tuple[int, int, int] = (18, 112, 112)
+    mode: Literal["resize", "patch"] = "resize"
+
+
+@dataclasses.dataclass
+class Outer:
+    lr: float = 1e-3
+    epochs: int = 10
+    name: str | None = None
+    inner: Inner = dataclasses.field(default_factory=Inner)
+
+
+def test_yaml_maps_onto_nested_dataclasses(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("lr: 0.01\ninner:\n  size: [20, 256, 256]\n")
+    cfg = load_config(Outer, path)
+    assert cfg.lr == 0.01 and cfg.epochs == 10
+    assert cfg.inner.size == (20, 256, 256) and cfg.inner.mode == "resize"
+
+
+def test_unknown_key_error_names_key_and_allowed_keys(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("inner:\n  sise: [1, 2, 3]\n")
+    with pytest.raises(TfcovsegError) as err:
+        load_config(Outer, path)
+    message = str(err.value)
+    assert "inner.sise" in message and "mode, size" in message and str(path) in message
+
+
+def test_literal_value_outside_allowed_is_refused():
+    with pytest.raises(TfcovsegError, match="allowed values: 'resize', 'patch'"):
+        from_dict(Outer, {"inner": {"mode": "slices"}})
+
+
+def test_wrong_types_and_lengths_are_refused():
+    with pytest.raises(TfcovsegError, match="must be a number"):
+        from_dict(Outer, {"lr": "fast"})
+    with pytest.raises(TfcovsegError, match="3 items"):
+        from_dict(Outer, {"inner": {"size": [1, 2]}})
+    with pytest.raises(TfcovsegError, match="must be an integer"):
+        from_dict(Outer, {"epochs": 2.5})
+
+
+def test_overrides_parse_yaml_values_and_win_over_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("epochs: 3\n")
+    cfg = load_config(Outer, path, ["epochs=7", "inner.size=[8, 32, 32]", "name=null"])
+    assert cfg.epochs == 7 and cfg.inner.size == (8, 32, 32) and cfg.name is None
+
+
+def test_malformed_override_is_refused():
+    with pytest.raises(TfcovsegError, match="key.sub=value"):
+        apply_overrides({}, ["epochs"])
+
+
+def test_to_dict_round_trips():
+    cfg = Outer(lr=0.5, inner=Inner(size=(1, 2, 3), mode="patch"))
+    assert from_dict(Outer, to_dict(cfg)) == cfg
+    assert to_dict(cfg)["inner"]["size"] == [1, 2, 3]
