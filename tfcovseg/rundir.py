@@ -63,12 +63,12 @@ def read_run_info(run_dir) -> RunInfo:
 
 def load_model(run_dir, weights: str | None = None):
     """Rebuild the run's model and load its best (or the given) weights: ``(model, info)``."""
-    from tfcovseg.models import unet3d
-
     info = read_run_info(run_dir)
     path = Path(run_dir) / (weights or info.weights)
     if not path.is_file():
         raise TfcovsegError("the run has no weights file yet (did training finish an epoch?)", path)
+    from tfcovseg.models import unet3d
+
     model = unet3d(**info.model)
     model.load_weights(str(path))
     return model, info
