@@ -1,0 +1,19 @@
+"""Shared fixtures: a small prepared dataset of CT phantoms for everyone's tests."""
+
+import pytest
+
+PHANTOM_SHAPE = (24, 64, 64)
+PHANTOM_SPACING = (5.0, 2.5, 2.5)
+
+
+@pytest.fixture(scope="session")
+def phantom_dataset(tmp_path_factory):
+    """4 phantoms (24x64x64, spacing 5x2.5x2.5 mm, seed 0); case 3 has no lesions.
+
+    Images int16 HU, labels 0/1, lungs 1 = right / 2 = left, all RAS+ (see tfcovseg.io.phantoms).
+    Session-scoped and shared: treat the files as read-only.
+    """
+    from tfcovseg.io.phantoms import synthesize_dataset
+
+    out = tmp_path_factory.mktemp("phantoms")
+    return synthesize_dataset(out, cases=4, seed=0, shape=PHANTOM_SHAPE, spacing=PHANTOM_SPACING)
