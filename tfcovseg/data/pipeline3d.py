@@ -1,0 +1,155 @@
+"""The 3D ``tf.data`` pipeline: prepared dataset -> ``(image, label)`` batches for the U-Net.
+
+Two sampling modes:
+
+- ``resize`` (the paper): the whole volume is resized to ``size`` (18x112x112 in stage 1,
+  20x256x256 in stage 2): image trilinear with ``align_corners=True``, label with PyTorch's
+  legacy nearest rule, as faimed3d does; then the intensity scaling (per-volume min-max by
+  default) on the resized volume.
+- ``patch``: the intensity scaling runs on the whole volume at native resolution, then random
+  ``patch_size`` patches are cut (``patches_per_volume`` per case and pass); a volume smaller
+  than the patch is padded (image with its minimum, label with 0). A fraction
+  ``lesion_fraction`` of patches is centred on a lesion voxel drawn uniformly; the rest, and
+  all patches of a case without lesions, start uniformly at random.
+
+Order: decode (parallel) -> resize or normalise -> optional in-memory ``cache`` (of that
+result, so later passes skip decoding) -> shuffle (training) -> patch -> augment (training)
+-> batch -> prefetch. Every random draw comes from a per-element seed derived from
+``seed``; the same seed gives the same batches pass for pass, and each pass of a training
+dataset reshuffles and redraws.
+"""
+
+import dataclasses
+from typing import Literal
+
+import tensorflow as tf
+
+from tfcovseg.data.augment import Augment3D, augment3d
+from tfcovseg.data.intensity import Intensity, normalise
+from tfcovseg.data.reader import case_dataset
+from tfcovseg.io.manifest import Dataset
+from tfcovseg.resize import resize_linear, resize_nearest
+
+SPATIAL_RANK = 3
+
+
+@dataclasses.dataclass
+class Pipeline3D:
+    mode: Literal["resize", "patch"] = "resize"
+    size: tuple[int, int, int] = (18, 112, 112)  # resize target D, H, W (stage 1 of the paper)
+    patch_size: tuple[int, int, int] = (32, 128, 128)
+    lesion_fraction: float = 0.5  # patches centred on a lesion voxel
+    patches_per_volume: int = 1
+    intensity: Intensity = dataclasses.field(default_factory=Intensity)
+    augment: Augment3D = dataclasses.field(default_factory=Augment3D)
+    cache: bool = False  # keep resized (or normalised) volumes in memory after the first pass
+    num_parallel: int | None = None  # parallel decode/augment calls; None: tf.data.AUTOTUNE
+
+    def __post_init__(self):
+        for name in ("size", "patch_size"):
+            if any(n < 1 for n in getattr(self, name)):
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0.0 <= self.lesion_fraction <= 1.0:
+            raise ValueError(f"lesion_fraction must be in [0, 1], got {self.lesion_fraction}")
+        if self.patches_per_volume < 1:
+            raise ValueError(f"patches_per_volume must be >= 1, got {self.patches_per_volume}")
+
+
+def volume_dataset(
+    dataset: Dataset,
+    cases: list,
+    cfg: Pipeline3D,
+    *,
+    batch_size: int,
+    training: bool,
+    seed: int = 0,
+    with_ids: bool = False,
+) -> tf.data.Dataset:
+    """Batches ``(image float32 [B, D, H, W, 1], label int32 [B, D, H, W, 1])`` of ``cases``.
+
+    ``training``: shuffle, augment, and redraw every pass; otherwise the cases' order and no
+    augmentation (patch mode then cuts the same patches every pass). One pass is one epoch
+    (no repeat); the last batch may be smaller. ``with_ids`` adds the case ids (string [B]) as
+    a third item, for per-volume metrics.
+    """
+    parallel = cfg.num_parallel or tf.data.AUTOTUNE
+    volumes = case_dataset(dataset, cases, ("image", "label"), parallel)
+    volumes = volumes.map(lambda case: prepare_case(case, cfg), num_parallel_calls=parallel)
+    if cfg.cache:
+        volumes = volumes.cache()
+    if training:
+        volumes = volumes.shuffle(len(cases), seed=seed, reshuffle_each_iteration=True)
+    if cfg.mode == "patch":
+        volumes = volumes.flat_map(
+            lambda case: tf.data.Dataset.from_tensors(case).repeat(cfg.patches_per_volume)
+        )
+    draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=training)
+    elements = tf.data.Dataset.zip((volumes, draws)).map(
+        lambda case, draw: sample_case(case, tf.stack([tf.cast(seed, tf.int64), draw]), cfg, training),
+        num_parallel_calls=parallel,
+    )
+    if not with_ids:
+        elements = elements.map(lambda image, label, case_id: (image, label))
+    return elements.batch(batch_size, drop_remainder=False).prefetch(tf.data.AUTOTUNE)
+
+
+def prepare_case(case: dict, cfg: Pipeline3D) -> dict:
+    """Resize (resize mode) and scale intensities; adds the channel axis."""
+    image = case["image"][..., None]
+    label = case["label"][..., None]
+    if cfg.mode == "resize":
+        image = resize_linear(image, cfg.size)
+        label = resize_nearest(label, cfg.size)
+    image = normalise(image[..., 0], cfg.intensity)[..., None]
+    return {"id": case["id"], "image": image, "label": label}
+
+
+def sample_case(case: dict, seed, cfg: Pipeline3D, training: bool):
+    """Cut a patch (patch mode) and augment (training): ``(image, label int32, id)``."""
+    image, label = case["image"], tf.cast(case["label"], tf.int32)
+    if cfg.mode == "patch":
+        image, label = random_patch(
+            image, label, tf.random.experimental.stateless_fold_in(seed, 0), cfg
+        )
+        shape = (*cfg.patch_size, 1)
+    else:
+        shape = (*cfg.size, 1)
+    if training:
+        image, label = augment3d(
+            image, label, tf.random.experimental.stateless_fold_in(seed, 1), cfg.augment
+        )
+    image.set_shape(shape)
+    label.set_shape(shape)
+    return image, label, case["id"]
+
+
+def random_patch(image, label, seed, cfg: Pipeline3D):
+    """A ``cfg.patch_size`` patch of ``image`` / ``label`` ([D, H, W, 1]); see module doc."""
+    patch = tf.constant(cfg.patch_size, tf.int32)
+    image, label = pad_to_patch(image, label, patch)
+    shape = tf.shape(image)[:SPATIAL_RANK]
+    room = shape - patch + 1  # number of valid start positions per axis
+    draws = tf.random.stateless_uniform([SPATIAL_RANK + 2], seed)
+    uniform_start = tf.cast(tf.floor(draws[:SPATIAL_RANK] * tf.cast(room, tf.float32)), tf.int32)
+    lesions = tf.cast(tf.where(label[..., 0] > 0), tf.int32)
+    count = tf.shape(lesions)[0]
+    centred = (draws[SPATIAL_RANK] < cfg.lesion_fraction) & (count > 0)
+    pick = tf.minimum(tf.cast(draws[SPATIAL_RANK + 1] * tf.cast(count, tf.float32), tf.int32), count - 1)
+
+    def lesion_start():
+        centre = lesions[tf.maximum(pick, 0)]
+        return tf.clip_by_value(centre - patch // 2, 0, shape - patch)
+
+    start = tf.cond(centred, lesion_start, lambda: tf.minimum(uniform_start, room - 1))
+    begin = tf.concat([start, [0]], 0)
+    size = tf.concat([patch, [-1]], 0)
+    return tf.slice(image, begin, size), tf.slice(label, begin, size)
+
+
+def pad_to_patch(image, label, patch):
+    """Pad ``image`` (with its minimum) and ``label`` (with 0) to at least ``patch`` per axis."""
+    missing = tf.maximum(patch - tf.shape(image)[:SPATIAL_RANK], 0)
+    before = missing // 2
+    paddings = tf.concat([tf.stack([before, missing - before], axis=1), [[0, 0]]], 0)
+    image = tf.pad(image, paddings, constant_values=tf.reduce_min(image))
+    return image, tf.pad(label, paddings)
