@@ -1,0 +1,222 @@
+"""Keras callbacks for fastai-style training, usable with any ``model.fit``.
+
+- ``OneCycle``: fastai's ``fit_one_cycle`` learning-rate and beta_1 schedule, per batch.
+- ``FreezeEncoder``: train the first epochs with the encoder frozen (fastai ``freeze()``).
+- ``BestDiceCheckpoint``: hard lesion Dice on tuning volumes after every epoch; keeps the best
+  weights in a file and restores them when training ends (fastai ``SaveModelCallback``).
+
+Example::
+
+    model.compile(optimizer=FastaiAdam(), loss=DiceCrossEntropy())
+    model.fit(train, epochs=10, callbacks=[
+        OneCycle(lr_max=1e-2, total_steps=10 * steps, weight_decay=1e-5),
+        FreezeEncoder(epochs=10),
+        BestDiceCheckpoint(tuning, "best.weights.h5"),
+    ])
+"""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from tfcovseg.files import atomic_path
+from tfcovseg.metrics import dice
+from tfcovseg.train.optimizer import base_optimizer
+
+LESION = 1
+WEIGHTS_SUFFIX = ".weights.h5"
+
+
+def cosine_ramp(start: float, end: float, pos: float) -> float:
+    """fastai ``SchedCos``: from ``start`` at pos 0 to ``end`` at pos 1 along half a cosine."""
+    return start + (1.0 + math.cos(math.pi * (1.0 - pos))) * (end - start) / 2.0
+
+
+def one_cycle_value(pos: float, start: float, middle: float, end: float, pct_start: float) -> float:
+    """fastai ``combined_cos(pct_start, start, middle, end)`` at training progress ``pos``."""
+    if pos < pct_start:
+        return cosine_ramp(start, middle, pos / pct_start)
+    return cosine_ramp(middle, end, (pos - pct_start) / (1.0 - pct_start))
+
+
+class OneCycle(tf.keras.callbacks.Callback):
+    """fastai ``fit_one_cycle``: cosine warm-up of the learning rate from ``lr_max / div`` to
+    ``lr_max`` over the first ``pct_start`` of the steps, then cosine annealing to
+    ``lr_max / div_final``; Adam's beta_1 goes ``moms[0] -> moms[1] -> moms[2]`` alongside.
+
+    ``total_steps`` counts all batches of the fit (epochs x steps per epoch); the position is
+    taken from the epoch and batch index, so a fit resumed with ``initial_epoch`` continues the
+    schedule where it stopped. ``weight_decay`` (decoupled) is set on the optimizer.
+    """
+
+    def __init__(self, lr_max: float, total_steps: int, div: float = 25.0,
+                 div_final: float = 1e5, pct_start: float = 0.25,
+                 moms=(0.95, 0.85, 0.95), weight_decay: float | None = None):
+        super().__init__()
+        if total_steps < 1:
+            raise ValueError(f"total_steps must be at least 1, got {total_steps}")
+        self.lr_max = lr_max
+        self.total_steps = total_steps
+        self.div = div
+        self.div_final = div_final
+        self.pct_start = pct_start
+        self.moms = tuple(moms)
+        self.weight_decay = weight_decay
+        self._epoch = 0
+        self._steps_per_epoch = 1
+
+    def learning_rate(self, step: int) -> float:
+        pos = min(step, self.total_steps) / self.total_steps
+        return one_cycle_value(pos, self.lr_max / self.div, self.lr_max,
+                               self.lr_max / self.div_final, self.pct_start)
+
+    def beta_1(self, step: int) -> float:
+        pos = min(step, self.total_steps) / self.total_steps
+        return one_cycle_value(pos, *self.moms, self.pct_start)
+
+    def on_train_begin(self, logs=None):
+        epochs = self.params.get("epochs") or 1
+        self._steps_per_epoch = self.params.get("steps") or max(1, self.total_steps // epochs)
+        if self.weight_decay is not None:
+            base_optimizer(self.model.optimizer).weight_decay = self.weight_decay
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        step = self._epoch * self._steps_per_epoch + batch
+        optimizer = base_optimizer(self.model.optimizer)
+        optimizer.learning_rate = self.learning_rate(step)
+        if isinstance(optimizer.beta_1, tf.Variable):
+            optimizer.beta_1.assign(self.beta_1(step))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["lr"] = float(base_optimizer(self.model.optimizer).learning_rate.numpy())
+
+
+class FreezeEncoder(tf.keras.callbacks.Callback):
+    """Freeze the encoder for the first ``epochs`` epochs of the fit, then unfreeze it.
+
+    As fastai's ``freeze()``, BatchNorm layers inside the frozen encoder keep training (their
+    scale/offset and running statistics) when ``keep_bn_trainable``; Keras' ``trainable=False``
+    on a BatchNorm layer would switch it to inference mode instead. ``encoder`` picks the
+    layers to freeze (default: ``tfcovseg.models.encoder_layers``). The optimizer is built over
+    all trainable variables first, so its state survives the unfreezing.
+    """
+
+    def __init__(self, epochs: int, keep_bn_trainable: bool = True, encoder=None):
+        super().__init__()
+        self.epochs = epochs
+        self.keep_bn_trainable = keep_bn_trainable
+        self.encoder = encoder
+        self._frozen_layers = []
+
+    def _layers(self):
+        if self.encoder is not None:
+            return list(self.encoder(self.model) if callable(self.encoder) else self.encoder)
+        from tfcovseg.models import encoder_layers
+
+        return list(encoder_layers(self.model))
+
+    def _set_frozen(self, frozen: bool):
+        if frozen:
+            self._frozen_layers = [
+                layer for layer in self._layers()
+                if layer.trainable and not (
+                    self.keep_bn_trainable
+                    and isinstance(layer, tf.keras.layers.BatchNormalization))
+            ]
+        for layer in self._frozen_layers:
+            layer.trainable = not frozen
+        if not frozen:
+            self._frozen_layers = []
+        self.model.make_train_function(force=True)
+
+    def on_train_begin(self, logs=None):
+        with self.model.distribute_strategy.scope():
+            base_optimizer(self.model.optimizer).build(self.model.trainable_variables)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        should_freeze = epoch < self.epochs
+        if should_freeze != bool(self._frozen_layers):
+            self._set_frozen(should_freeze)
+
+    def on_train_end(self, logs=None):
+        if self._frozen_layers:
+            self._set_frozen(False)
+
+
+def save_weights_atomically(model, path) -> None:
+    """``model.save_weights(path)`` through a temporary file with the same ending, so that
+    Keras picks the same format (``.weights.h5``: Keras v3 layout, ``.h5``: legacy HDF5)."""
+    path = str(path)
+    suffix = WEIGHTS_SUFFIX if path.endswith(WEIGHTS_SUFFIX) else Path(path).suffix
+    with atomic_path(path, suffix=suffix) as tmp:
+        model.save_weights(str(tmp))
+
+
+def volume_dice(labels, logits) -> np.ndarray:
+    """Hard Dice of the lesion class (argmax) per volume of a batch; NaN when both are empty."""
+    predicted = np.argmax(logits, axis=-1)
+    labels = np.reshape(labels, predicted.shape)
+    return np.array([dice(g == LESION, p == LESION) for g, p in zip(labels, predicted)])
+
+
+class BestDiceCheckpoint(tf.keras.callbacks.Callback):
+    """After each epoch, the mean per-volume lesion Dice on ``val_data`` (``val_dice``) and,
+    with a ``loss``, its mean (``val_loss``) go into the logs; the best weights are saved to
+    ``path`` (HDF5, atomically) and restored when training ends.
+
+    ``val_data`` yields ``(image, label)`` batches at training resolution. Volumes where both
+    the label and the prediction are empty are left out of the mean (Ma et al.'s convention,
+    ``tfcovseg.metrics.dice``). ``best`` carries a previous best over (e.g. when resuming).
+    """
+
+    def __init__(self, val_data, path, loss=None, best: float | None = None, verbose: bool = True):
+        super().__init__()
+        self.val_data = val_data
+        self.path = str(path)
+        self.loss = loss
+        self.best = best
+        self.verbose = verbose
+        self.saved = False
+        self._forward = None
+
+    def evaluate(self) -> dict:
+        """``{"val_dice": ..., "val_loss": ...}`` of the current weights on ``val_data``."""
+        if self._forward is None:
+            self._forward = tf.function(lambda x: self.model(x, training=False))
+        scores, losses, counts = [], [], []
+        for images, labels in self.val_data:
+            logits = self._forward(images)
+            scores.extend(volume_dice(labels.numpy(), logits.numpy()))
+            if self.loss is not None:
+                losses.append(float(self.loss(labels, logits)))
+                counts.append(int(images.shape[0]))
+        scores = np.array(scores, dtype=float)
+        result = {"val_dice": float(np.nanmean(scores)) if np.isfinite(scores).any() else math.nan}
+        if losses:
+            result["val_loss"] = float(np.average(losses, weights=counts))
+        return result
+
+    def on_epoch_end(self, epoch, logs=None):
+        result = self.evaluate()
+        if logs is not None:
+            logs.update(result)
+        score = result["val_dice"]
+        if self.best is None or score > self.best:
+            if self.verbose and self.best is not None:
+                print(f"tuning Dice improved from {self.best:.4f} to {score:.4f}: saving {self.path}")
+            self.best = score if not math.isnan(score) else self.best
+            self.save()
+
+    def save(self):
+        save_weights_atomically(self.model, self.path)
+        self.saved = True
+
+    def on_train_end(self, logs=None):
+        if self.saved or (self.best is not None and tf.io.gfile.exists(self.path)):
+            self.model.load_weights(self.path)

@@ -1,0 +1,48 @@
+"""Mixed precision chosen for the hardware (DESIGN.md, "Precision").
+
+``auto``: ``mixed_bfloat16`` on CPUs with bf16 instructions (AMX or AVX-512 BF16; a 3D U-Net
+step went from 6.6 s to 1.6 s on such a CPU), ``mixed_float16`` on GPUs, ``float32``
+otherwise. Models keep their last layer in float32, so losses see float32 logits.
+"""
+
+from pathlib import Path
+from typing import Literal
+
+import tensorflow as tf
+
+Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+CPUINFO = Path("/proc/cpuinfo")
+
+
+def cpu_flags(cpuinfo: Path = CPUINFO) -> set:
+    """The CPU feature flags listed in ``/proc/cpuinfo`` (empty where there is none)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return set()
+    flags = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            flags.update(value.split())
+    return flags
+
+
+def resolve_precision(name: str = "auto", gpus: int | None = None, flags: set | None = None) -> str:
+    """The Keras mixed-precision policy name that ``name`` means on this machine."""
+    if name != "auto":
+        return name
+    if gpus is None:
+        gpus = len(tf.config.list_physical_devices("GPU"))
+    if gpus:
+        return "mixed_float16"
+    flags = cpu_flags() if flags is None else flags
+    return "mixed_bfloat16" if any(f in flags for f in BF16_CPU_FLAGS) else "float32"
+
+
+def set_precision(name: str = "auto") -> str:
+    """Set the global Keras policy (before building models); returns the policy used."""
+    policy = resolve_precision(name)
+    tf.keras.mixed_precision.set_global_policy(policy)
+    return policy
