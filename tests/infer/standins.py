@@ -1,0 +1,36 @@
+"""Tiny stand-ins for tfcovseg.models.unet3d with its contract: [B,D,H,W,C] in, [B,D,H,W,2] logits."""
+
+import numpy as np
+
+import tfcovseg  # noqa: F401  (must precede TensorFlow: selects tf_keras)
+
+import tensorflow as tf  # isort: skip
+
+SHARPNESS = 20.0  # logits of the pointwise stand-in: SHARPNESS * (scaled intensity - 0.5)
+
+
+def tiny_unet(channels=3, pointwise=False, seed=0):
+    """``pointwise``: lesion probability = sigmoid(SHARPNESS * (x - 0.5)) voxel by voxel."""
+    inputs = tf.keras.Input((None, None, None, channels))
+    if pointwise:
+        logits = tf.keras.layers.Conv3D(2, 1, name="logits")(inputs)
+        model = tf.keras.Model(inputs, logits)
+        kernel = np.zeros((1, 1, 1, channels, 2), np.float32)
+        kernel[..., 1] = SHARPNESS / channels
+        model.get_layer("logits").set_weights([kernel, np.array([0.0, -SHARPNESS / 2], np.float32)])
+        return model
+    tf.keras.utils.set_random_seed(seed)
+    x = tf.keras.layers.Conv3D(4, 3, padding="same", activation="relu", name="conv")(inputs)
+    logits = tf.keras.layers.Conv3D(2, 1, name="logits")(x)
+    return tf.keras.Model(inputs, logits)
+
+
+def pointwise_probability(scaled):
+    return 1 / (1 + np.exp(-SHARPNESS * (scaled - 0.5)))
+
+
+def sphere_ct(shape=(12, 40, 36), radius=0.3, centre=(0.5, 0.5, 0.5)):
+    """A [D, H, W] HU volume: -1000 outside a sphere of 100 HU (radius as a fraction of each axis)."""
+    grid = np.meshgrid(*(np.linspace(0, 1, s) for s in shape), indexing="ij")
+    inside = sum((g - c) ** 2 for g, c in zip(grid, centre)) < radius**2
+    return np.where(inside, 100.0, -1000.0).astype(np.float32), inside

@@ -1,0 +1,106 @@
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from standins import sphere_ct, tiny_unet
+
+from tfcovseg.data.intensity import Intensity
+from tfcovseg.errors import TfcovsegError
+from tfcovseg.infer.export import export_keras_model, export_savedmodel
+from tfcovseg.infer.predictor import EXPORT_FILE, keras_predictor, load_predictor
+from tfcovseg.rundir import InputSpec
+
+SPEC = InputSpec(mode="resize", size=(8, 16, 16), intensity=Intensity(clip=(-1000.0, 500.0)))
+
+# Plain TensorFlow, as TF Serving sees it: tfcovseg cannot be imported, Keras is not selected.
+SERVING_CLIENT = textwrap.dedent("""
+    import importlib.abc, sys
+
+    class NoTfcovseg(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "tfcovseg" or name.startswith("tfcovseg."):
+                raise ImportError("tfcovseg is not available to a serving client")
+
+    sys.meta_path.insert(0, NoTfcovseg())
+    import numpy as np
+    import tensorflow as tf
+
+    export_dir, volume, result = sys.argv[1:]
+    signature = tf.saved_model.load(export_dir).signatures["serving_default"]
+    outputs = signature(ct=tf.constant(np.load(volume)))
+    np.save(result, outputs["lesion_probability"].numpy())
+""")
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory):
+    model = tiny_unet()
+    out = tmp_path_factory.mktemp("export")
+    version_dir = export_keras_model(model, SPEC, out, version=3)
+    return model, out, version_dir
+
+
+def test_export_has_tf_serving_layout_and_a_description(export):
+    _, out, version_dir = export
+    assert version_dir == out / "3"
+    assert (version_dir / "saved_model.pb").is_file() and (version_dir / "variables").is_dir()
+    info = json.loads((out / EXPORT_FILE).read_text())
+    assert info["kind"] == "tfcovseg-export" and info["input"]["size"] == [8, 16, 16]
+
+
+def test_export_runs_without_tfcovseg_and_matches_the_keras_model(export, tmp_path):
+    model, _, version_dir = export
+    hu, _ = sphere_ct(shape=(10, 20, 24))
+    batch = np.stack([hu, hu[:, ::-1] - 50.0])
+    np.save(tmp_path / "ct.npy", batch)
+    env = {"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    subprocess.run(
+        [sys.executable, "-c", SERVING_CLIENT, str(version_dir), str(tmp_path / "ct.npy"),
+         str(tmp_path / "out.npy")],
+        check=True, cwd=tmp_path, env=env, timeout=300,
+    )
+    served = np.load(tmp_path / "out.npy")
+    assert served.shape == batch.shape and served.dtype == np.float32
+    predictor = keras_predictor(model, SPEC)
+    for volume, probabilities in zip(batch, served):
+        np.testing.assert_allclose(probabilities, predictor(volume), atol=1e-4)
+
+
+def test_saved_model_cli_lists_the_signature(export):
+    _, _, version_dir = export
+    cli = shutil.which("saved_model_cli")
+    if cli is None:
+        pytest.skip("saved_model_cli is not installed with this TensorFlow")
+    shown = subprocess.run([cli, "show", "--dir", str(version_dir), "--all"], check=True,
+                           capture_output=True, text=True, timeout=300).stdout
+    assert "serving_default" in shown and "ct" in shown and "lesion_probability" in shown
+    assert "(-1, -1, -1, -1)" in shown
+
+
+def test_export_folder_and_version_folder_load_as_predictors(export):
+    model, out, version_dir = export
+    hu, _ = sphere_ct(shape=(9, 17, 15))
+    expected = keras_predictor(model, SPEC)(hu)
+    for path in (out, version_dir):
+        np.testing.assert_allclose(load_predictor(path)(hu), expected, atol=1e-4)
+
+
+def test_export_refuses_to_overwrite_a_version(export):
+    model, out, _ = export
+    with pytest.raises(TfcovsegError, match="exists already"):
+        export_keras_model(model, SPEC, out, version=3)
+
+
+def test_patch_mode_runs_are_refused(tmp_path):
+    spec = InputSpec(mode="patch", size=(8, 16, 16))
+    with pytest.raises(TfcovsegError, match="resize mode"):
+        export_keras_model(tiny_unet(), spec, tmp_path)
+
+
+def test_export_of_a_run_folder(make_run, tmp_path):
+    target = export_savedmodel(make_run(), tmp_path / "served", version=1)
+    assert (target / "saved_model.pb").is_file()

@@ -1,0 +1,99 @@
+"""SavedModel export for TF Serving: raw HU in, lesion probabilities out.
+
+Layout (TF Serving loads the highest numbered version and watches for new ones)::
+
+    EXPORT_DIR/
+        tfcovseg_export.json      what the signature expects; lets tfcovseg evaluate/predict use it
+        1/saved_model.pb, 1/variables/...
+
+The ``serving_default`` signature takes ``ct``: float32 ``[batch, D, H, W]`` in Hounsfield units
+(any D, H, W; axial slices along D, as tfcovseg's ``[D, H, W]`` = ``[z, y, x]`` arrays of a RAS+
+volume) and returns ``lesion_probability``: float32 ``[batch, D, H, W]`` on the same grid.
+Clipping, intensity scaling, channel repetition and the resizing to the model's grid and back
+are inside the graph (``tfcovseg.infer.predictor.lesion_probabilities``), so a client needs
+nothing from tfcovseg. Only whole-volume (``resize`` mode) runs can be exported: a sliding
+window over any volume size is not in the graph yet.
+"""
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import tensorflow as tf
+
+import tfcovseg
+from tfcovseg.config import to_dict
+from tfcovseg.errors import TfcovsegError
+from tfcovseg.files import write_json
+from tfcovseg.infer.predictor import (
+    EXPORT_FILE,
+    EXPORT_KIND,
+    SIGNATURE,
+    SIGNATURE_INPUT,
+    SIGNATURE_OUTPUT,
+    lesion_probabilities,
+)
+from tfcovseg.rundir import InputSpec, load_model
+
+
+class ServingModule(tf.Module):
+    """The exported graph: a Keras model with its preprocessing and resizing."""
+
+    def __init__(self, model, spec: InputSpec):
+        super().__init__(name="tfcovseg")
+        self.model = model
+        self._spec = spec
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, None], tf.float32, SIGNATURE_INPUT)])
+    def serve(self, ct):
+        return {SIGNATURE_OUTPUT: lesion_probabilities(self.model, ct, self._spec)}
+
+
+def export_keras_model(model, spec: InputSpec, out, version: int = 1, run=None) -> Path:
+    """Write ``out/<version>/`` (SavedModel) and ``out/tfcovseg_export.json``; returns the version dir."""
+    if spec.mode != "resize":
+        raise TfcovsegError(
+            f"only whole-volume (resize mode) runs can be exported; this run uses {spec.mode!r}"
+        )
+    if int(version) < 1:
+        raise TfcovsegError(f"the version must be a positive integer, got {version}")
+    out = Path(out)
+    target = out / str(int(version))
+    if target.exists():
+        raise TfcovsegError("this version exists already; TF Serving needs a new number", target)
+    out.mkdir(parents=True, exist_ok=True)
+    module = ServingModule(model, spec)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=out))
+    try:
+        tf.saved_model.save(module, str(staging), signatures={SIGNATURE: module.serve})
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    write_json(out / EXPORT_FILE, _export_info(spec, run))
+    return target
+
+
+def _export_info(spec: InputSpec, run) -> dict:
+    return {
+        "kind": EXPORT_KIND,
+        "version": 1,
+        "tfcovseg": tfcovseg.__version__,
+        "signature": SIGNATURE,
+        "inputs": {SIGNATURE_INPUT: "float32 [batch, D, H, W], raw Hounsfield units"},
+        "outputs": {SIGNATURE_OUTPUT: "float32 [batch, D, H, W], lesion probability"},
+        "input": to_dict(spec),
+        "run": None if run is None else str(run),
+    }
+
+
+def export_savedmodel(model, out, version: int = 1) -> Path:
+    """Export the run folder ``model`` for TF Serving as ``out/<version>/``."""
+    keras_model, info = load_model(model)
+    target = export_keras_model(keras_model, info.input, out, version, run=model)
+    print(f"SavedModel written to {target}")
+    print(f"  check:  saved_model_cli show --dir {target} --tag_set serve --signature_def {SIGNATURE}")
+    print(f"  serve:  docker run -p 8501:8501 -v {Path(out).resolve()}:/models/tfcovseg "
+          "-e MODEL_NAME=tfcovseg tensorflow/serving")
+    print(f"  use:    tfcovseg predict --model {out} CT.nii.gz")
+    return target

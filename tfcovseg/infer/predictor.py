@@ -1,0 +1,158 @@
+"""One "predict a volume" callable, from a run folder, a SavedModel export or a Keras model.
+
+``load_predictor(path)`` accepts a training run (``run.json``, see ``tfcovseg.rundir``) or an
+export (``tfcovseg_export.json`` next to TF Serving's numbered version folders, see
+``tfcovseg.infer.export``) and returns a ``Predictor``: raw HU ``[D, H, W]`` in, lesion
+probabilities ``[D, H, W]`` on the same grid out.
+
+How a volume is predicted follows the run's ``InputSpec``:
+
+- ``resize`` (the paper's whole-volume mode): clip and scale the intensities, resize the volume
+  to the model's grid (trilinear, ``align_corners=True``, as the authors' PyTorch pipeline),
+  predict, softmax, and resize the lesion probability back to the volume's grid (trilinear).
+  This is one TensorFlow function (``lesion_probabilities``), the same graph the export serves.
+- ``patch``: scale the whole volume, then ``sliding_window`` over it with the model's input size
+  as window, Gaussian blending and batched windows.
+
+A voxel is lesion when its probability exceeds ``THRESHOLD`` (argmax of the two classes).
+"""
+
+import dataclasses
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from tfcovseg.config import from_dict
+from tfcovseg.data.intensity import normalise
+from tfcovseg.errors import TfcovsegError
+from tfcovseg.infer.sliding_window import DEFAULT_OVERLAP, sliding_window
+from tfcovseg.resize import resize_linear
+from tfcovseg.rundir import RUN_FILE, InputSpec, load_model
+
+LESION_CLASS = 1
+THRESHOLD = 0.5
+EXPORT_FILE = "tfcovseg_export.json"
+EXPORT_KIND = "tfcovseg-export"
+SIGNATURE = "serving_default"
+SIGNATURE_INPUT = "ct"
+SIGNATURE_OUTPUT = "lesion_probability"
+
+
+@dataclasses.dataclass
+class Predictor:
+    """``predictor(hu)``: lesion probabilities for a raw HU ``[D, H, W]`` volume."""
+
+    probabilities: Callable[[np.ndarray], np.ndarray]
+    spec: InputSpec
+    source: str  # what was loaded, for reports
+
+    def __call__(self, volume_hu) -> np.ndarray:
+        return np.asarray(self.probabilities(np.asarray(volume_hu, np.float32)), np.float32)
+
+
+def lesion_mask(probabilities) -> np.ndarray:
+    return np.asarray(probabilities) > THRESHOLD
+
+
+def window_probabilities(model, windows):
+    """Lesion probabilities of scaled ``[B, D, H, W]`` windows at the model's own size."""
+    x = windows[..., None]
+    channels = model.input_shape[-1]
+    if channels and channels > 1:  # grey repeated to the encoder's RGB channels (Bressem et al.)
+        x = tf.repeat(x, channels, axis=-1)
+    logits = tf.cast(model(x, training=False), tf.float32)
+    return tf.nn.softmax(logits, axis=-1)[..., LESION_CLASS]
+
+
+def lesion_probabilities(model, volumes_hu, spec: InputSpec):
+    """Resize mode as one TF function: raw HU ``[B, D, H, W]`` -> probabilities, same shape."""
+    x = normalise(volumes_hu, spec.intensity)
+    grid = tf.shape(x)[1:4]
+    x = resize_linear(x[..., None], spec.size)[..., 0]
+    probabilities = window_probabilities(model, x)
+    return resize_linear(probabilities[..., None], [grid[0], grid[1], grid[2]])[..., 0]
+
+
+def keras_predictor(model, spec: InputSpec, overlap=DEFAULT_OVERLAP, batch_size=1, source="keras"):
+    """A ``Predictor`` around a Keras model with the ``unet3d`` contract (logits [B,D,H,W,2])."""
+    if spec.mode == "resize":
+        volume_spec = tf.TensorSpec([None, None, None, None], tf.float32)
+
+        @tf.function(input_signature=[volume_spec])
+        def whole_volume(volumes):
+            return lesion_probabilities(model, volumes, spec)
+
+        return Predictor(lambda hu: whole_volume(hu[None])[0].numpy(), spec, source)
+
+    @tf.function(reduce_retracing=True)
+    def windows(batch):
+        return window_probabilities(model, batch)
+
+    def patches(hu):
+        scaled = normalise(hu, spec.intensity).numpy()
+        return sliding_window(scaled, lambda b: windows(b).numpy(), spec.size, overlap, batch_size)
+
+    return Predictor(patches, spec, source)
+
+
+def export_version_dir(path) -> Path | None:
+    """The SavedModel folder an export path names (its newest version), or None."""
+    path = Path(path)
+    if (path / EXPORT_FILE).is_file():
+        versions = sorted(
+            (int(p.name), p) for p in path.iterdir() if p.name.isdigit() and _is_savedmodel(p)
+        )
+        if not versions:
+            raise TfcovsegError("export without a SavedModel version folder", path)
+        return versions[-1][1]
+    if path.name.isdigit() and (path.parent / EXPORT_FILE).is_file() and _is_savedmodel(path):
+        return path
+    return None
+
+
+def _is_savedmodel(path: Path) -> bool:
+    return (path / "saved_model.pb").is_file()
+
+
+def read_export_info(version_dir: Path) -> dict:
+    path = version_dir.parent / EXPORT_FILE
+    try:
+        info = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise TfcovsegError(f"corrupt export file ({err})", path) from None
+    if info.get("kind") != EXPORT_KIND:
+        raise TfcovsegError(f"not a tfcovseg export (kind is {info.get('kind')!r})", path)
+    return info
+
+
+def savedmodel_predictor(version_dir) -> Predictor:
+    """A ``Predictor`` that runs an exported SavedModel's serving signature."""
+    version_dir = Path(version_dir)
+    info = read_export_info(version_dir)
+    spec = from_dict(InputSpec, info.get("input", {}), "input")
+    signature = tf.saved_model.load(str(version_dir)).signatures[SIGNATURE]
+
+    def probabilities(hu):
+        outputs = signature(**{SIGNATURE_INPUT: tf.constant(hu[None])})
+        return outputs[SIGNATURE_OUTPUT][0].numpy()
+
+    return Predictor(probabilities, spec, str(version_dir))
+
+
+def load_predictor(path, overlap=DEFAULT_OVERLAP, batch_size=1) -> Predictor:
+    """A ``Predictor`` from a run folder or an export (folder or one version of it)."""
+    path = Path(path)
+    if (path / RUN_FILE).is_file():
+        model, info = load_model(path)
+        return keras_predictor(model, info.input, overlap, batch_size, source=str(path))
+    version_dir = export_version_dir(path)
+    if version_dir is not None:
+        return savedmodel_predictor(version_dir)
+    raise TfcovsegError(
+        f"neither a tfcovseg run ({RUN_FILE}, written by train) nor an export "
+        f"({EXPORT_FILE}, written by export)",
+        path,
+    )
