@@ -1,0 +1,139 @@
+"""The 2D ``tf.data`` pipeline of the benchmark grid (Bizopoulos et al.): axial slices.
+
+Every axial slice of the cases (in case order, then inferior to superior) is normalised with
+mean -500 / std 500 HU and resized to ``size`` (512x512; bilinear with ``align_corners=True``
+for images, PyTorch's legacy nearest rule for masks, as the 3D pipeline does). Targets of the
+three experiments (PAPERS.md section 2):
+
+- ``lungs``: the lung mask (any non-zero value: left and right merged).
+- ``lesions`` ('A'): the lesion mask (label classes merged by the converters).
+- ``lesions_in_lungs`` ('B'): the lesion mask, with the lung mask applied to the input: the
+  *normalised* image is multiplied by the lung mask, so outside the lungs the input is 0
+  (the normalisation mean, -500 HU) and inside it is unchanged.
+
+``only_positive`` keeps the slices whose target (before resizing) is non-empty.
+Training shuffles the slices (seeded, redrawn every pass) and augments them
+(``augment2d``); otherwise order is fixed and there is no augmentation.
+"""
+
+import dataclasses
+from typing import Literal
+
+import tensorflow as tf
+
+from tfcovseg.data.augment2d import Augment2D, augment2d
+from tfcovseg.data.intensity import Intensity, normalise
+from tfcovseg.data.reader import case_dataset, check_cases, read_case
+from tfcovseg.io.manifest import Case, Dataset
+from tfcovseg.resize import resize_linear, resize_nearest
+
+Experiment = Literal["lungs", "lesions", "lesions_in_lungs"]
+TARGET_KEY = {"lungs": "lung", "lesions": "label", "lesions_in_lungs": "label"}
+MEAN_HU, STD_HU = -500.0, 500.0  # Bizopoulos et al.'s normalisation
+
+
+@dataclasses.dataclass
+class Pipeline2D:
+    size: tuple[int, int] = (512, 512)
+    intensity: Intensity = dataclasses.field(
+        default_factory=lambda: Intensity(scaling="fixed", mean=MEAN_HU, std=STD_HU)
+    )
+    augment: Augment2D = dataclasses.field(default_factory=Augment2D)
+    cache: bool = True  # keep prepared slices in memory (about 2 MB per 512x512 slice)
+    shuffle_buffer: int = 1024  # slices; at least the whole MedSeg training set
+    num_parallel: int | None = None  # None: tf.data.AUTOTUNE
+
+    def __post_init__(self):
+        if any(n < 1 for n in self.size):
+            raise ValueError(f"size must be positive, got {self.size}")
+        if self.shuffle_buffer < 1:
+            raise ValueError(f"shuffle_buffer must be >= 1, got {self.shuffle_buffer}")
+
+
+def experiment_keys(experiment: str) -> tuple:
+    """The case files an experiment reads."""
+    if experiment not in TARGET_KEY:
+        raise ValueError(f"experiment must be one of {', '.join(TARGET_KEY)}, got {experiment!r}")
+    if experiment == "lesions_in_lungs":
+        return ("image", "label", "lung")
+    return ("image", TARGET_KEY[experiment])
+
+
+def slice_dataset(
+    dataset: Dataset,
+    cases: list,
+    cfg: Pipeline2D,
+    *,
+    experiment: Experiment,
+    batch_size: int = 2,
+    training: bool,
+    seed: int = 0,
+    only_positive: bool = False,
+) -> tf.data.Dataset:
+    """Batches ``(image float32 [B, H, W, 1], mask float32 [B, H, W, 1])`` of axial slices.
+
+    One pass is one epoch; the last batch may be smaller. See the module doc for targets.
+    """
+    parallel = cfg.num_parallel or tf.data.AUTOTUNE
+    volumes = case_dataset(dataset, cases, experiment_keys(experiment), parallel)
+    slices = volumes.map(
+        lambda case: prepare_slices(case, cfg, experiment), num_parallel_calls=parallel
+    ).unbatch()
+    if only_positive:
+        slices = slices.filter(lambda image, mask, positive: positive)
+    slices = slices.map(lambda image, mask, positive: (image, mask))
+    if cfg.cache:
+        slices = slices.cache()
+    if training:
+        slices = slices.shuffle(cfg.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        slices = tf.data.Dataset.zip((slices, draws)).map(
+            lambda pair, draw: augment2d(
+                pair[0], pair[1], tf.stack([tf.cast(seed, tf.int64), draw]), cfg.augment
+            ),
+            num_parallel_calls=parallel,
+        )
+    return slices.batch(batch_size, drop_remainder=False).prefetch(tf.data.AUTOTUNE)
+
+
+def case_slices(
+    dataset: Dataset, case: Case, cfg: Pipeline2D, *, experiment: Experiment, batch_size: int = 2
+) -> tf.data.Dataset:
+    """All slices of one test volume, inferior to superior, unaugmented."""
+    return slice_dataset(
+        dataset, [case], cfg, experiment=experiment, batch_size=batch_size, training=False
+    )
+
+
+def prepare_slices(case: dict, cfg: Pipeline2D, experiment: str):
+    """A case's ``(images [D, H, W, 1], targets [D, H, W, 1], positive [D])``, resized."""
+    image = normalise(case["image"], cfg.intensity)
+    target = case[TARGET_KEY[experiment]]
+    if experiment == "lesions_in_lungs":
+        image = image * tf.cast(case["lung"], tf.float32)
+    positive = tf.reduce_any(target > 0, axis=[1, 2])
+    depth = tf.shape(image)[0]
+    size = (depth, *cfg.size)
+    image = resize_linear(image[..., None], size)
+    target = tf.cast(resize_nearest(target[..., None], size), tf.float32)
+    image.set_shape([None, *cfg.size, 1])
+    target.set_shape([None, *cfg.size, 1])
+    return image, target, positive
+
+
+def count_slices(
+    dataset: Dataset, cases: list, *, experiment: Experiment = "lesions", only_positive: bool = False
+) -> int:
+    """How many slices ``slice_dataset`` yields per pass (for progress bars and step counts).
+
+    Without ``only_positive`` this reads headers only; with it, the target masks.
+    """
+    keys = experiment_keys(experiment)
+    shapes = check_cases(dataset, cases, keys)
+    if not only_positive:
+        return sum(shape[0] for shape in shapes)
+    target_key = TARGET_KEY[experiment]
+    return sum(
+        int(read_case(dataset, case, (target_key,))[target_key].any(axis=(1, 2)).sum())
+        for case in cases
+    )
