@@ -1,0 +1,90 @@
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+from standins import sphere_ct
+
+from tfcovseg.errors import TfcovsegError
+from tfcovseg.infer.predict import output_paths, predict_ct
+from tfcovseg.io.nifti import write_volume
+from tfcovseg.io.phantoms import phantom, ras_affine
+from tfcovseg.metrics import dice
+
+# MosMed's files are LAS: the mask must come back in LAS, on the same affine
+LAS_AFFINE = np.array([[-0.7, 0, 0, 120.0], [0, 0.8, 0, -90.0], [0, 0, 5.0, -40.0], [0, 0, 0, 1]])
+
+
+@pytest.fixture
+def las_ct(tmp_path):
+    """An off-centre sphere (so flips would show) in an LAS file, array in the file's [x, y, z]."""
+    hu, inside = sphere_ct(shape=(12, 40, 36), centre=(0.4, 0.35, 0.7))
+    path = tmp_path / "las.nii.gz"
+    nib.save(nib.Nifti1Image(hu.transpose(2, 1, 0), LAS_AFFINE), str(path))
+    return path, inside.transpose(2, 1, 0)
+
+
+def test_mask_is_written_on_the_input_grid_and_orientation(make_run, las_ct):
+    path, inside_xyz = las_ct
+    report = predict_ct(make_run(pointwise=True), path, probabilities=True)
+    paths = output_paths(path)
+    assert paths.mask.name == "las_lesions.nii.gz"
+    mask = nib.load(str(paths.mask))
+    np.testing.assert_allclose(mask.affine, LAS_AFFINE, atol=1e-5)
+    assert mask.shape == inside_xyz.shape and mask.get_data_dtype() == np.uint8
+    assert dice(inside_xyz, np.asanyarray(mask.dataobj)) > 0.9
+    probabilities = nib.load(str(paths.probabilities))
+    assert probabilities.get_data_dtype() == np.float32 and probabilities.shape == mask.shape
+    assert json.loads(paths.report.read_text())["lesion_ml"] == pytest.approx(report["lesion_ml"])
+    assert paths.png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_uses_the_given_lung_mask_per_side(make_run, ct_file, tmp_path):
+    path, inside = ct_file  # spacing 5 x 0.8 x 0.7 mm
+    lung = np.zeros(inside.shape, np.uint8)
+    lung[:, 5:35, 18:] = 2  # right half of the RAS+ columns, labelled 2 (Ma's "right")
+    lung[:, 5:35, :18] = 1
+    lung_path = tmp_path / "lung.nii.gz"
+    write_volume(lung_path, lung, np.diag([0.7, 0.8, 5.0, 1.0]), np.uint8)
+    report = predict_ct(make_run(pointwise=True), path, out=tmp_path / "o.nii.gz",
+                        lung_mask=lung_path)
+    voxel_ml = 5 * 0.8 * 0.7 / 1000
+    assert report["voxel_ml"] == pytest.approx(voxel_ml)
+    assert report["lung_ml"]["right"] == pytest.approx((lung == 2).sum() * voxel_ml)
+    assert report["lung_ml"]["left"] == pytest.approx((lung == 1).sum() * voxel_ml)
+    mask = np.asanyarray(nib.load(str(tmp_path / "o.nii.gz")).dataobj).transpose(2, 1, 0) > 0
+    in_right = (mask & (lung == 2)).sum() * voxel_ml
+    assert report["lesion_in_lung_ml"]["right"] == pytest.approx(in_right)
+    assert report["affected_percent"]["right"] == pytest.approx(
+        100 * in_right / report["lung_ml"]["right"])
+    assert (tmp_path / "o_report.json").is_file() and (tmp_path / "o_report.png").is_file()
+
+
+def test_lungs_are_extracted_when_no_mask_is_given(make_run, tmp_path):
+    image, _, lung = phantom(np.random.default_rng(2), shape=(16, 48, 48))
+    spacing = (5.0, 2.5, 2.5)
+    path = tmp_path / "chest.nii.gz"
+    write_volume(path, image, ras_affine(image.shape, spacing))
+    report = predict_ct(make_run(), path)
+    true_ml = (lung > 0).sum() * np.prod(spacing) / 1000
+    assert report["lung_source"] == "threshold extraction"
+    assert report["lung_ml"]["total"] >= 0.9 * true_ml
+    assert report["lung_ml"]["right"] > 0 and report["lung_ml"]["left"] > 0
+
+
+def test_lung_mask_on_another_grid_is_refused(make_run, ct_file, tmp_path):
+    path, inside = ct_file
+    lung_path = tmp_path / "small.nii.gz"
+    write_volume(lung_path, np.ones((4, 4, 4), np.uint8), np.eye(4), np.uint8)
+    with pytest.raises(TfcovsegError, match="not on the CT's grid"):
+        predict_ct(make_run(), path, lung_mask=lung_path)
+
+
+def test_default_paths_for_a_dicom_folder_and_for_out(tmp_path):
+    paths = output_paths(tmp_path / "series")
+    assert paths.mask == tmp_path / "series_lesions.nii.gz"
+    assert paths.report == tmp_path / "series_lesions_report.json"
+    paths = output_paths(tmp_path / "ct.nii", out=tmp_path / "x" / "m.nii.gz")
+    assert paths.probabilities == tmp_path / "x" / "m_probabilities.nii.gz"
+    with pytest.raises(TfcovsegError, match=".nii.gz"):
+        output_paths(tmp_path / "ct.nii", out=tmp_path / "m.png")

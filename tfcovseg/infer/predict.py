@@ -1,0 +1,134 @@
+"""``tfcovseg predict``: segment lesions in one CT (NIfTI file or DICOM series folder).
+
+Outputs are written on the input's own grid and affine (the mask has the input's shape and
+orientation, so it overlays the CT in any viewer). Default paths, next to the input
+(``ct.nii.gz`` -> ``ct``; a DICOM folder ``series/`` -> ``series`` beside the folder)::
+
+    ct_lesions.nii.gz                  the lesion mask (uint8, 1 = lesion); or --out
+    ct_lesions_probabilities.nii.gz    lesion probability (float32), with --probabilities
+    ct_lesions_report.json             volumes in mL, per lung, % of lung affected
+    ct_lesions_report.png              axial slices in the lung window with the lesion overlay
+
+(with ``--out NAME.nii.gz`` the other files are ``NAME_probabilities.nii.gz`` etc.).
+Lung volumes come from ``--lung-mask`` (a NIfTI on the CT's grid; any labels: two labels are
+read as the two lungs, a binary mask is split at the body midline) or else from the simple
+threshold extraction of ``tfcovseg.infer.lungs``, to which the predicted lesion is added
+(dense lesions are not aerated, so a threshold cannot find them).
+"""
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+
+from tfcovseg.errors import TfcovsegError
+from tfcovseg.files import write_json
+from tfcovseg.infer.lungs import body_midline, extract_lungs, split_sides
+from tfcovseg.infer.predictor import lesion_mask, load_predictor
+from tfcovseg.infer.report import format_summary, volume_report, write_overlay_png
+from tfcovseg.infer.sliding_window import DEFAULT_OVERLAP
+from tfcovseg.io.nifti import read_volume, save_image, to_source_grid
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+GRID_TOLERANCE_MM = 1e-3
+
+
+@dataclasses.dataclass
+class OutputPaths:
+    mask: Path
+    probabilities: Path
+    report: Path
+    png: Path
+
+
+def output_paths(input_path, out=None) -> OutputPaths:
+    """Where predict writes (see the module docstring)."""
+    if out is None:
+        input_path = Path(input_path)
+        out = input_path.parent / f"{_strip_nifti_suffix(input_path.name)}_lesions.nii.gz"
+    out = Path(out)
+    if not out.name.endswith(NIFTI_SUFFIXES):
+        raise TfcovsegError("the output mask must be a .nii.gz or .nii file", out)
+    base = out.parent / _strip_nifti_suffix(out.name)
+    return OutputPaths(
+        mask=out,
+        probabilities=Path(f"{base}_probabilities.nii.gz"),
+        report=Path(f"{base}_report.json"),
+        png=Path(f"{base}_report.png"),
+    )
+
+
+def _strip_nifti_suffix(name: str) -> str:
+    for suffix in NIFTI_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def read_ct(path):
+    """A ``Volume`` from a NIfTI file or a DICOM series folder."""
+    path = Path(path)
+    if path.is_dir():
+        from tfcovseg.io.dicom import read_dicom_volume
+
+        return read_dicom_volume(path)
+    return read_volume(path)
+
+
+def read_lung_mask(path, volume) -> np.ndarray:
+    """A lung mask NIfTI as integer labels on ``volume``'s RAS+ grid; refused on another grid."""
+    lung = read_volume(path)
+    same_grid = lung.array.shape == volume.array.shape and np.allclose(
+        lung.affine, volume.affine, atol=GRID_TOLERANCE_MM
+    )
+    if not same_grid:
+        raise TfcovsegError(
+            f"the lung mask is not on the CT's grid (shape {lung.array.shape} vs "
+            f"{volume.array.shape}, or a different affine)",
+            path,
+        )
+    return np.rint(lung.array).astype(np.int16)
+
+
+def _finite_or_none(obj):
+    """JSON has no NaN: missing numbers become null."""
+    if isinstance(obj, dict):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def predict_ct(model, input_path, out=None, probabilities=False, lung_mask=None,
+               overlap=DEFAULT_OVERLAP, batch_size=1) -> dict:
+    """Predict, write the mask (and probabilities), the report JSON and PNG; return the report."""
+    paths = output_paths(input_path, out)
+    predictor = load_predictor(model, overlap=overlap, batch_size=batch_size)
+    volume = read_ct(input_path)
+    lesion_probability = predictor(volume.array)
+    lesion = lesion_mask(lesion_probability)
+    save_image(to_source_grid(lesion.astype(np.uint8), volume), paths.mask)
+    if probabilities:
+        save_image(to_source_grid(lesion_probability, volume), paths.probabilities)
+
+    midline = body_midline(volume.array)
+    if lung_mask is not None:
+        lung, lung_source = read_lung_mask(lung_mask, volume), f"given: {lung_mask}"
+    else:
+        lung, lung_source = extract_lungs(volume.array) | lesion, "threshold extraction"
+    report = {
+        "input": str(input_path),
+        "model": predictor.source,
+        "mask": str(paths.mask),
+        "probabilities": str(paths.probabilities) if probabilities else None,
+        "shape": list(volume.array.shape),
+        "spacing_mm": list(volume.spacing),
+        "lung_source": lung_source,
+    }
+    report.update(volume_report(lesion, volume.spacing, split_sides(lung, midline)))
+    write_json(paths.report, _finite_or_none(report))
+    write_overlay_png(paths.png, volume.array, lesion, volume.spacing, lung=lung > 0)
+    print(format_summary(report))
+    print(f"mask: {paths.mask}\nreport: {paths.report} and {paths.png}")
+    return report
