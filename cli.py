@@ -96,12 +96,19 @@ def train(config, data, out, resume, strategy, overrides):
 @click.option("--out", type=click.Path(file_okay=False), help="Folder for the CSV/Markdown results.")
 @click.option("--predictions", type=click.Path(exists=True, file_okay=False),
               help="Score existing prediction NIfTIs (<id>.nii.gz) instead of a model.")
-@click.option("--tolerance", type=float, help="NSD tolerance in mm (default: config, 3 mm for lesions).")
-def evaluate(model, data, out, predictions, tolerance):
-    """Per-case Dice and normalized surface Dice, as Ma et al.'s benchmark computes them."""
+@click.option("--tolerance", type=float, help="NSD tolerance in mm (default: 3 mm, Ma et al.'s lesion value).")
+@click.option("--overlap", default=0.5, show_default=True, help="Sliding-window overlap (patch-mode runs).")
+@click.option("--batch-size", default=1, show_default=True, help="Windows per batch (patch-mode runs).")
+def evaluate(model, data, out, predictions, tolerance, overlap, batch_size):
+    """Per-case Dice and normalized surface Dice, as Ma et al.'s benchmark computes them.
+
+    Writes cases.csv, summary.csv and summary.md (default: RUN/evaluation/<dataset>, or
+    PREDICTIONS/evaluation). --predictions scores <id>.nii.gz masks on the prepared labels' grid.
+    """
     from tfcovseg.infer.evaluate import evaluate as run_evaluation
 
-    run_evaluation(model=model, data=data, out=out, predictions=predictions, tolerance=tolerance)
+    run_evaluation(model=model, data=data, out=out, predictions=predictions, tolerance=tolerance,
+                   overlap=overlap, batch_size=batch_size)
 
 
 @main.command()
@@ -111,12 +118,18 @@ def evaluate(model, data, out, predictions, tolerance):
 @click.option("--probabilities", is_flag=True, help="Also write lesion probabilities.")
 @click.option("--lung-mask", type=click.Path(exists=True, dir_okay=False),
               help="Lung mask NIfTI for the report (default: a simple threshold extraction).")
-def predict(model, input_path, out, probabilities, lung_mask):
-    """Segment lesions in a CT (NIfTI file or DICOM series folder), with a report."""
+@click.option("--overlap", default=0.5, show_default=True, help="Sliding-window overlap (patch-mode runs).")
+@click.option("--batch-size", default=1, show_default=True, help="Windows per batch (patch-mode runs).")
+def predict(model, input_path, out, probabilities, lung_mask, overlap, batch_size):
+    """Segment lesions in a CT (NIfTI file or DICOM series folder), with a report.
+
+    Writes INPUT_lesions.nii.gz (on the input's grid), INPUT_lesions_report.json and .png next
+    to INPUT unless --out is given.
+    """
     from tfcovseg.infer.predict import predict_ct
 
     predict_ct(model=model, input_path=input_path, out=out, probabilities=probabilities,
-               lung_mask=lung_mask)
+               lung_mask=lung_mask, overlap=overlap, batch_size=batch_size)
 
 
 @main.command()

@@ -1,0 +1,115 @@
+import csv
+import math
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from tfcovseg.errors import TfcovsegError
+from tfcovseg.infer.evaluate import evaluate, summarise
+from tfcovseg.io.nifti import save_image
+from tfcovseg.metrics import dice, surface_dice
+
+
+def write_predictions(dataset, folder, change=lambda array: array):
+    """Copy each label as a prediction, changed by ``change`` (on the file's [x, y, z] array)."""
+    folder.mkdir(exist_ok=True)
+    for case in dataset.labelled:
+        label = nib.load(str(dataset.path(case.label)))
+        array = change(np.asanyarray(label.dataobj)).astype(np.uint8)
+        save_image(nib.Nifti1Image(array, label.affine), folder / f"{case.id}.nii.gz")
+    return folder
+
+
+def read_rows(path):
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_labels_as_predictions_score_one_and_empty_cases_are_excluded(phantom_dataset, tmp_path):
+    predictions = write_predictions(phantom_dataset, tmp_path / "pred")
+    summary = evaluate(data=phantom_dataset.root, predictions=predictions, out=tmp_path / "out")
+    by_metric = {row["metric"]: row for row in summary}
+    assert by_metric["dice"]["n"] == 3 and by_metric["dice"]["excluded"] == 1  # case 3: no lesion
+    assert by_metric["dice"]["mean"] == 1.0 and by_metric["nsd"]["lowest"] == 1.0
+    rows = read_rows(tmp_path / "out" / "cases.csv")
+    assert [r["id"] for r in rows] == [c.id for c in phantom_dataset.labelled]
+    assert rows[3]["dice"] == "nan" and "both empty" in rows[3]["note"]
+    assert "| Dice | 3 | 1.000 ± 0.000 |" in (tmp_path / "out" / "summary.md").read_text()
+    assert read_rows(tmp_path / "out" / "summary.csv")[1]["metric"] == "nsd"
+
+
+@pytest.mark.parametrize("axis, expect_full_nsd", [(2, False), (0, True)])
+def test_nsd_uses_the_header_spacing_per_axis(phantom_dataset, tmp_path, axis, expect_full_nsd):
+    # files are [x, y, z] with zooms (2.5, 2.5, 5): a one-voxel shift is 2.5 mm in x (within
+    # 3 mm) but 5 mm in z
+    predictions = write_predictions(phantom_dataset, tmp_path / "pred",
+                                    lambda a: np.roll(a, 1, axis=axis))
+    summary = evaluate(data=phantom_dataset.root, predictions=predictions, out=tmp_path / "out")
+    nsd = {row["metric"]: row for row in summary}["nsd"]
+    assert (nsd["lowest"] == pytest.approx(1.0)) == expect_full_nsd
+    case = phantom_dataset.labelled[0]
+    label = np.asanyarray(nib.load(str(phantom_dataset.path(case.label))).dataobj) > 0
+    shifted = np.roll(label, 1, axis=axis)
+    row = read_rows(tmp_path / "out" / "cases.csv")[0]
+    assert float(row["nsd"]) == pytest.approx(surface_dice(label, shifted, (2.5, 2.5, 5.0), 3.0))
+    assert float(row["dice"]) == pytest.approx(dice(label, shifted))
+
+
+def test_tolerance_option_changes_nsd(phantom_dataset, tmp_path):
+    predictions = write_predictions(phantom_dataset, tmp_path / "pred",
+                                    lambda a: np.roll(a, 1, axis=2))
+    strict = evaluate(data=phantom_dataset.root, predictions=predictions, out=tmp_path / "a",
+                      tolerance=1.0)
+    loose = evaluate(data=phantom_dataset.root, predictions=predictions, out=tmp_path / "b",
+                     tolerance=6.0)
+    assert strict[1]["mean"] < loose[1]["mean"] == pytest.approx(1.0)
+    assert "NSD (1 mm)" in (tmp_path / "a" / "summary.md").read_text()
+
+
+def test_model_run_is_evaluated_on_the_label_grid(phantom_dataset, make_run, tmp_path):
+    run = make_run()
+    summary = evaluate(model=run, data=phantom_dataset.root)
+    out = run / "evaluation" / phantom_dataset.name
+    for case in phantom_dataset.labelled:
+        mask = nib.load(str(out / "predictions" / f"{case.id}.nii.gz"))
+        label = nib.load(str(phantom_dataset.path(case.label)))
+        assert mask.shape == label.shape and np.allclose(mask.affine, label.affine)
+    assert all(0.0 <= row["mean"] <= 1.0 for row in summary)
+    assert (out / "summary.md").is_file()
+
+
+def test_cases_of_one_patient_are_averaged_first():
+    rows = [{"patient": "p1", "dice": 0.2, "nsd": 1.0}, {"patient": "p1", "dice": 0.4, "nsd": 1.0},
+            {"patient": "p2", "dice": 0.9, "nsd": math.nan}]
+    dice_row, nsd_row = summarise(rows)
+    assert dice_row["n"] == 2 and dice_row["mean"] == pytest.approx((0.3 + 0.9) / 2)
+    assert dice_row["lowest"] == pytest.approx(0.3)
+    assert nsd_row["n"] == 1 and nsd_row["excluded"] == 1
+
+
+def test_prediction_on_another_grid_is_refused(phantom_dataset, tmp_path):
+    predictions = write_predictions(phantom_dataset, tmp_path / "pred", lambda a: a[::-1])
+    case = phantom_dataset.labelled[0]
+    label = nib.load(str(phantom_dataset.path(case.label)))
+    flipped = nib.as_closest_canonical(label).as_reoriented([[0, -1], [1, 1], [2, 1]])
+    save_image(flipped, predictions / f"{case.id}.nii.gz")
+    with pytest.raises(TfcovsegError, match="not on the label's grid"):
+        evaluate(data=phantom_dataset.root, predictions=predictions, out=tmp_path / "out")
+
+
+def test_missing_or_non_binary_predictions_are_refused(phantom_dataset, tmp_path):
+    empty = tmp_path / "none"
+    empty.mkdir()
+    with pytest.raises(TfcovsegError, match="no prediction for case"):
+        evaluate(data=phantom_dataset.root, predictions=empty, out=tmp_path / "out")
+    scaled = write_predictions(phantom_dataset, tmp_path / "scaled", lambda a: a * 255)
+    with pytest.raises(TfcovsegError, match="0/1 lesion mask"):
+        evaluate(data=phantom_dataset.root, predictions=scaled, out=tmp_path / "out")
+
+
+def test_model_and_predictions_are_mutually_exclusive(phantom_dataset, tmp_path):
+    with pytest.raises(TfcovsegError, match="either --model"):
+        evaluate(data=phantom_dataset.root)
+    with pytest.raises(TfcovsegError, match="either --model"):
+        evaluate(model=tmp_path, predictions=tmp_path, data=phantom_dataset.root)

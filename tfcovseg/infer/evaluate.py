@@ -1,0 +1,201 @@
+"""``tfcovseg evaluate``: per-case Dice and NSD as Ma et al.'s benchmark, and the papers' tables.
+
+Each labelled case of a prepared dataset is scored on its label file's own grid and axis order,
+as the benchmark's ``COVID-19-Seg-Evaluation.py`` does: masks are the NIfTI arrays as stored
+(``[x, y, z]``), lesion = label value 1, spacing = the label header's ``get_zooms()``.
+
+- ``--model RUN_DIR|EXPORT``: each case's image is predicted (``tfcovseg.infer.predictor``) and
+  the mask is brought back to the image file's grid and orientation (``to_source_grid``); the
+  masks are kept in ``OUT/predictions/<id>.nii.gz`` so they can be inspected or re-scored.
+- ``--predictions DIR``: scores existing masks ``DIR/<id>.nii.gz`` (or ``.nii``) from any tool.
+  They must lie on the grid of the case's prepared label file (same shape, orientation and
+  affine; prepared files are RAS+, so a mask made on the original scan may need reorienting)
+  and hold 0/1; anything else is refused rather than silently misaligned.
+
+Empty masks follow the benchmark (``tfcovseg.metrics``): a case where the label and the
+prediction are both empty scores NaN, is excluded from the means and counted in the summary;
+one of them empty scores 0. The summary is macro-averaged over patients like the paper's
+Tables 1 and 2: cases of the same ``patient`` (a manifest field; the case id otherwise) are
+averaged first; then n, mean +- sample standard deviation, lowest and highest over patients.
+
+Outputs (written atomically into ``OUT``, default ``RUN_DIR/evaluation/<dataset>`` or
+``PREDICTIONS/evaluation``): ``cases.csv``, ``summary.csv``, ``summary.md``.
+"""
+
+import csv
+import io
+import math
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from tfcovseg.errors import TfcovsegError
+from tfcovseg.files import write_text
+from tfcovseg.infer.sliding_window import DEFAULT_OVERLAP
+from tfcovseg.io.manifest import load_dataset
+from tfcovseg.io.nifti import load_nifti, read_volume, save_image, to_source_grid
+from tfcovseg.metrics import LESION_TOLERANCE_MM, dice, surface_dice
+
+LESION_LABEL = 1  # Ma et al.: gt == 1 and seg == 1
+STD_DDOF = 1  # sample standard deviation over patients
+GRID_TOLERANCE_MM = 1e-2
+MM3_PER_ML = 1000.0
+CASE_FIELDS = ["id", "patient", "dice", "nsd", "label_ml", "prediction_ml", "note"]
+
+
+def _prediction_file(folder: Path, case_id: str) -> Path:
+    for suffix in (".nii.gz", ".nii"):
+        path = folder / f"{case_id}{suffix}"
+        if path.is_file():
+            return path
+    raise TfcovsegError(f"no prediction for case {case_id!r} ({case_id}.nii.gz)", folder)
+
+
+def _check_same_grid(prediction: nib.Nifti1Image, label: nib.Nifti1Image, path) -> None:
+    same = (
+        prediction.shape[:3] == label.shape[:3]
+        and nib.aff2axcodes(prediction.affine) == nib.aff2axcodes(label.affine)
+        and np.allclose(prediction.affine, label.affine, atol=GRID_TOLERANCE_MM)
+    )
+    if not same:
+        raise TfcovsegError(
+            f"not on the label's grid: shape {prediction.shape[:3]} "
+            f"{''.join(nib.aff2axcodes(prediction.affine))} vs {label.shape[:3]} "
+            f"{''.join(nib.aff2axcodes(label.affine))} (or a different affine)",
+            path,
+        )
+
+
+def _mask(image: nib.Nifti1Image, path) -> np.ndarray:
+    values = np.rint(np.asanyarray(image.dataobj))
+    if not np.isin(values, (0, LESION_LABEL)).all():
+        found = np.unique(values)[:8].tolist()
+        raise TfcovsegError(f"expected a 0/1 lesion mask, found values {found}", path)
+    return values == LESION_LABEL
+
+
+def _note(label, prediction) -> str:
+    if not label.any() and not prediction.any():
+        return "both empty: excluded from the means"
+    if not label.any():
+        return "empty label"
+    return "" if prediction.any() else "empty prediction"
+
+
+def score_case(label: np.ndarray, prediction: np.ndarray, spacing, tolerance_mm) -> dict:
+    """Dice, NSD and volumes of one case (masks and spacing in the same axis order)."""
+    voxel_ml = math.prod(spacing) / MM3_PER_ML
+    return {
+        "dice": dice(label, prediction),
+        "nsd": surface_dice(label, prediction, spacing, tolerance_mm),
+        "label_ml": float(label.sum()) * voxel_ml,
+        "prediction_ml": float(prediction.sum()) * voxel_ml,
+        "note": _note(label, prediction),
+    }
+
+
+def summarise(rows: list, metrics=("dice", "nsd")) -> list:
+    """Per metric: patients n, excluded (NaN), mean, std, lowest, highest; macro over patients."""
+    summary = []
+    for metric in metrics:
+        per_patient = {}
+        for row in rows:
+            per_patient.setdefault(row["patient"], []).append(row[metric])
+        values = np.array([np.nan if np.isnan(v).all() else np.nanmean(v)
+                           for v in per_patient.values()], float)
+        scored = values[np.isfinite(values)]
+        summary.append({
+            "metric": metric,
+            "n": int(scored.size),
+            "excluded": int(values.size - scored.size),
+            "mean": float(scored.mean()) if scored.size else math.nan,
+            "std": float(scored.std(ddof=STD_DDOF)) if scored.size > STD_DDOF else math.nan,
+            "lowest": float(scored.min()) if scored.size else math.nan,
+            "highest": float(scored.max()) if scored.size else math.nan,
+        })
+    return summary
+
+
+def _csv(rows: list, fields: list) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def summary_markdown(summary: list, title: str, tolerance_mm: float) -> str:
+    """The summary as the papers print it: mean +- std (lowest-highest)."""
+    names = {"dice": "Dice", "nsd": f"NSD ({tolerance_mm:g} mm)"}
+    lines = [f"## {title}", "", "| metric | n | mean ± std | lowest | highest |",
+             "|---|---|---|---|---|"]
+    for row in summary:
+        lines.append(f"| {names.get(row['metric'], row['metric'])} | {row['n']} | "
+                     f"{row['mean']:.3f} ± {row['std']:.3f} | {row['lowest']:.3f} | "
+                     f"{row['highest']:.3f} |")
+    excluded = max(row["excluded"] for row in summary)
+    lines += ["", "n counts patients (cases of one patient are averaged first)."]
+    if excluded:
+        lines.append(f"{excluded} patient(s) excluded: label and prediction both empty (NaN).")
+    return "\n".join(lines) + "\n"
+
+
+def _predicted_image(predictor, image_path, out_path) -> nib.Nifti1Image:
+    from tfcovseg.infer.predictor import lesion_mask  # TensorFlow only when a model is scored
+
+    volume = read_volume(image_path)
+    mask = lesion_mask(predictor(volume.array)).astype(np.uint8)
+    image = to_source_grid(mask, volume)
+    save_image(image, out_path)
+    return image
+
+
+def evaluate(model=None, data=None, out=None, predictions=None, tolerance=None,
+             overlap=DEFAULT_OVERLAP, batch_size=1) -> list:
+    """Score a model (run folder or export) or a folder of predictions on a dataset's labels."""
+    if (model is None) == (predictions is None):
+        raise TfcovsegError("give either --model (a run or export) or --predictions (a folder)")
+    if data is None:
+        raise TfcovsegError("--data (a prepared dataset) is required")
+    dataset = load_dataset(data)
+    cases = dataset.labelled
+    if not cases:
+        raise TfcovsegError("the dataset has no labelled cases to evaluate", dataset.root)
+    tolerance_mm = LESION_TOLERANCE_MM if tolerance is None else float(tolerance)
+    source = Path(model if model is not None else predictions)
+    out = Path(out) if out else (
+        source / "evaluation" / dataset.name if model is not None else source / "evaluation"
+    )
+    predictor = None
+    if model is not None:
+        from tfcovseg.infer.predictor import load_predictor
+
+        predictor = load_predictor(model, overlap=overlap, batch_size=batch_size)
+
+    rows = []
+    for case in cases:
+        label_path = dataset.path(case.label)
+        label_image = load_nifti(label_path)
+        if predictor is not None:
+            prediction_path = out / "predictions" / f"{case.id}.nii.gz"
+            prediction_image = _predicted_image(predictor, dataset.path(case.image), prediction_path)
+        else:
+            prediction_path = _prediction_file(Path(predictions), case.id)
+            prediction_image = load_nifti(prediction_path)
+        _check_same_grid(prediction_image, label_image, prediction_path)
+        spacing = [float(z) for z in label_image.header.get_zooms()[:3]]
+        row = {"id": case.id, "patient": str(case.extra.get("patient", case.id))}
+        row.update(score_case(_mask(label_image, label_path),
+                              _mask(prediction_image, prediction_path), spacing, tolerance_mm))
+        print(f"{case.id}: Dice {row['dice']:.3f}  NSD {row['nsd']:.3f}  {row['note']}".rstrip())
+        rows.append(row)
+
+    summary = summarise(rows)
+    title = f"{source.name} on {dataset.name} (NSD tolerance {tolerance_mm:g} mm)"
+    markdown = summary_markdown(summary, title, tolerance_mm)
+    write_text(out / "cases.csv", _csv(rows, CASE_FIELDS))
+    write_text(out / "summary.csv", _csv(summary, list(summary[0])))
+    write_text(out / "summary.md", markdown)
+    print(markdown + f"\nresults in {out}")
+    return summary
