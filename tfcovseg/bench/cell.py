@@ -1,0 +1,195 @@
+"""Train, validate and test one grid cell; keep its weights and write its result file.
+
+Training follows the authors' loop: soft Dice loss over each batch, Adam, a fixed number of
+epochs, and the weights of the epoch with the lowest validation loss are restored at the end
+(the paper keeps that epoch's model). Timings are wall-clock seconds per image: a training
+step (forward + backward + update) and a validation forward pass, averaged over epochs; the
+authors profiled the forward pass only, so their training times are lower.
+"""
+
+import datetime
+import platform
+import time
+
+import numpy as np
+import tensorflow as tf
+
+import tfcovseg
+from tfcovseg.bench import data as bench_data
+from tfcovseg.bench import store
+from tfcovseg.bench.config import BenchConfig, Evaluation, Training
+from tfcovseg.bench.grid import Cell
+from tfcovseg.bench.metrics2d import image_scores, mean_scores, soft_dice_loss
+from tfcovseg.bench.models2d import (
+    ImagenetUnavailable,
+    build_cell_model,
+    first_conv_kernel,
+    trainable_parameters,
+)
+from tfcovseg.config import to_dict
+from tfcovseg.files import atomic_path
+
+
+class EpochRecorder(tf.keras.callbacks.Callback):
+    """Per-epoch losses and timings; keeps the weights of the lowest validation loss."""
+
+    def __init__(self, on_epoch=None):
+        super().__init__()
+        self.on_epoch = on_epoch
+        self.train_loss, self.validation_loss = [], []
+        self.train_seconds, self.validation_seconds = [], []
+        self.best_loss, self.best_epoch, self.best_weights = np.inf, 0, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_test_begin(self, logs=None):
+        self._validation_start = time.perf_counter()
+        self.train_seconds.append(self._validation_start - self._start)
+
+    def on_test_end(self, logs=None):
+        self.validation_seconds.append(time.perf_counter() - self._validation_start)
+
+    def on_epoch_end(self, epoch, logs=None):
+        train_loss, validation_loss = float(logs["loss"]), float(logs["val_loss"])
+        self.train_loss.append(train_loss)
+        self.validation_loss.append(validation_loss)
+        if validation_loss < self.best_loss:
+            self.best_loss, self.best_epoch = validation_loss, epoch + 1
+            self.best_weights = self.model.get_weights()
+        if self.on_epoch is not None:
+            seconds = self.train_seconds[-1] + self.validation_seconds[-1]
+            self.on_epoch(epoch + 1, train_loss, validation_loss, seconds)
+
+    def on_train_end(self, logs=None):
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+def set_precision(precision: str) -> None:
+    tf.keras.mixed_precision.set_global_policy(precision)
+
+
+def train(model, train_batches, validation_batches, training: Training, on_epoch=None):
+    """Fit with the paper's optimiser and loss; returns the recorder (best weights restored)."""
+    optimizer = tf.keras.optimizers.Adam(learning_rate=training.learning_rate,
+                                         beta_1=training.beta_1, beta_2=training.beta_2,
+                                         epsilon=training.epsilon)
+    model.compile(optimizer=optimizer,
+                  loss=lambda y, p: soft_dice_loss(y, p, form=training.loss))
+    recorder = EpochRecorder(on_epoch)
+    model.fit(train_batches, validation_data=validation_batches, epochs=training.epochs,
+              verbose=0, callbacks=[recorder])
+    return recorder
+
+
+def test(model, splits, pipeline, experiment: str, evaluation: Evaluation, batch_size: int,
+         keep_volume: bool) -> tuple[dict, int, dict]:
+    """Mean test metrics, the number of test images, and arrays for the figures."""
+    scores, arrays = [], {}
+    histograms = np.zeros((2, store.HISTOGRAM_BINS), np.int64)
+    figure_case = min(evaluation.figure_case, len(splits.test_cases) - 1)
+    for index, case in enumerate(splits.test_cases):
+        images, masks, probabilities = [], [], []
+        for image, mask in bench_data.batches(splits.test, [case], pipeline, experiment,
+                                              batch_size, training=False, seed=0):
+            probability = model(image, training=False).numpy()
+            image, mask = image.numpy(), mask.numpy()
+            scores += [image_scores(p, m, evaluation.threshold, evaluation.eps,
+                                    evaluation.convention) for p, m in zip(probability, mask)]
+            histograms += _histograms(image, mask)
+            if index == figure_case:
+                images.append(image[..., 0])
+                masks.append(mask[..., 0] > 0.5)
+                probabilities.append(probability[..., 0])
+        if index == figure_case and images:
+            arrays.update(_figure_arrays(images, masks, probabilities, evaluation, keep_volume))
+    arrays["histogram_images"], arrays["histogram_masks"] = histograms
+    return mean_scores(scores), len(scores), arrays
+
+
+def _histograms(image, mask):
+    image_counts = np.histogram(image, store.HISTOGRAM_BINS, store.HISTOGRAM_RANGE)[0]
+    mask_counts = np.histogram(image[mask > 0.5], store.HISTOGRAM_BINS,
+                               store.HISTOGRAM_RANGE)[0]
+    return np.stack([image_counts, mask_counts])
+
+
+def _figure_arrays(images, masks, probabilities, evaluation: Evaluation, keep_volume: bool):
+    images, masks = np.concatenate(images), np.concatenate(masks)
+    predictions = np.concatenate(probabilities) > evaluation.threshold
+    index = min(evaluation.figure_slice, len(images) - 1)
+    arrays = {"figure_image": images[index], "figure_mask": masks[index],
+              "figure_prediction": predictions[index]}
+    if keep_volume:
+        arrays["volume_mask"], arrays["volume_prediction"] = masks, predictions
+    return arrays
+
+
+def run_cell(cell: Cell, config: BenchConfig, bench_dir, splits=None, on_epoch=None) -> dict:
+    """Train and test ``cell``; write weights, arrays and (last) the result file; return the result."""
+    splits = splits or bench_data.prepare_splits(config.data)
+    pipeline = bench_data.pipeline_settings(config.pipeline)
+    training, evaluation = config.training, config.evaluation
+    batch = dict(experiment=cell.experiment, batch_size=training.batch_size, seed=training.seed)
+    train_batches = bench_data.batches(splits.train, splits.train_cases, pipeline, training=True,
+                                       **batch)
+    validation_batches = bench_data.batches(splits.train, splits.validation_cases, pipeline,
+                                            training=False, **batch)
+    size = int(train_batches.element_spec[0].shape[1])
+    result = {"id": cell.id, "cell": _cell_dict(cell), "image_size": size,
+              "config": to_dict(config), "host": platform.node(),
+              "tfcovseg_version": tfcovseg.__version__}
+
+    set_precision(training.precision)
+    tf.keras.utils.set_random_seed(training.seed)
+    try:
+        model = build_cell_model(cell, config.architectures, size)
+    except ImagenetUnavailable as err:
+        result.update(status=store.NO_IMAGENET, reason=err.problem, finished=_now())
+        store.write_result(bench_dir, result)
+        return result
+    filters_before = first_conv_kernel(model)
+    recorder = train(model, train_batches, validation_batches, training, on_epoch)
+    n_train = bench_data.slice_count(splits.train, splits.train_cases)
+    n_validation = bench_data.slice_count(splits.train, splits.validation_cases)
+    keep_volume = cell.encoder == evaluation.volume_encoder and cell.init == "random"
+    metrics, n_test, arrays = test(model, splits, pipeline, cell.experiment, evaluation,
+                                   training.batch_size, keep_volume)
+    arrays.update(filters_before=filters_before, filters_after=first_conv_kernel(model))
+
+    save_weights(model, store.weights_path(bench_dir, cell.id))
+    store.write_arrays(bench_dir, cell.id, arrays)
+    result.update(
+        status=store.DONE,
+        metrics=metrics,
+        test_images=n_test,
+        parameters=trainable_parameters(model),
+        train_images=n_train,
+        validation_images=n_validation,
+        train_seconds_per_image=float(np.mean(recorder.train_seconds)) / n_train,
+        validation_seconds_per_image=float(np.mean(recorder.validation_seconds)) / n_validation,
+        train_loss=recorder.train_loss,
+        validation_loss=recorder.validation_loss,
+        best_epoch=recorder.best_epoch,
+        best_validation_loss=float(recorder.best_loss),
+        finished=_now(),
+    )
+    store.write_result(bench_dir, result)
+    return result
+
+
+def save_weights(model, path) -> None:
+    """The layer weights only, atomically (a compiled model would also save Adam's moments)."""
+    layers_only = tf.keras.Model(model.inputs, model.outputs, name=model.name)
+    with atomic_path(path, suffix=".weights.h5") as tmp:
+        layers_only.save_weights(str(tmp))
+
+
+def _cell_dict(cell: Cell) -> dict:
+    return {"experiment": cell.experiment, "arch": cell.arch, "encoder": cell.encoder,
+            "init": cell.init}
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,89 @@
+"""Which slices a grid cell trains, validates and is tested on.
+
+Paper setting: the prepared MedSeg dataset (one case per slice, ``medseg_000..099``) trains
+on its first 80 cases and validates on the last 20 (``data.validation_cases``; sorted ids, as
+the authors' index ranges 0-79 / 80-99); every slice of the prepared Radiopaedia volumes is a
+test image. Without a test dataset (``data.test: null``, the smoke config on phantoms), the
+last ``data.test_cases`` cases of the training dataset are held out for testing instead.
+Slices and batches come from ``tfcovseg.data.pipeline2d.slice_dataset``.
+"""
+
+import dataclasses
+from pathlib import Path
+
+from tfcovseg.bench.config import BenchData
+from tfcovseg.config import from_dict
+from tfcovseg.errors import TfcovsegError
+from tfcovseg.io.manifest import MANIFEST, Dataset, load_dataset
+
+
+@dataclasses.dataclass
+class Splits:
+    train: Dataset
+    train_cases: list
+    validation_cases: list
+    test: Dataset
+    test_cases: list
+
+    def summary(self) -> str:
+        return (f"{len(self.train_cases)} training / {len(self.validation_cases)} validation cases "
+                f"of {self.train.root}, {len(self.test_cases)} test cases of {self.test.root}")
+
+
+def prepare_splits(data: BenchData) -> Splits:
+    """Load (synthesising phantoms first when configured) and split the bench datasets."""
+    train_root = Path(data.train)
+    if data.phantoms is not None and not (train_root / MANIFEST).is_file():
+        from tfcovseg.io.phantoms import synthesize_dataset
+
+        p = data.phantoms
+        synthesize_dataset(train_root, cases=p.cases, seed=p.seed, shape=p.shape, spacing=p.spacing)
+    train = load_dataset(train_root)
+    cases = sorted(_labelled(train), key=lambda c: c.id)
+    if data.test is None:
+        test, held_out = train, data.test_cases
+    else:
+        test, held_out = load_dataset(data.test), 0
+    n_fit = len(cases) - held_out - data.validation_cases
+    if held_out < 0 or data.validation_cases < 1 or n_fit < 1:
+        raise TfcovsegError(
+            f"{len(cases)} labelled cases cannot give {data.validation_cases} validation and "
+            f"{held_out} test cases and leave some for training", train_root / MANIFEST)
+    test_cases = cases[n_fit + data.validation_cases:] if held_out else sorted(
+        _labelled(test), key=lambda c: c.id)
+    if not test_cases:
+        raise TfcovsegError("no labelled test cases", test.root / MANIFEST)
+    return Splits(train=train, train_cases=cases[:n_fit],
+                  validation_cases=cases[n_fit:n_fit + data.validation_cases],
+                  test=test, test_cases=test_cases)
+
+
+def _labelled(dataset: Dataset) -> list:
+    cases = [c for c in dataset.cases if c.label and c.lung]
+    if not cases:
+        raise TfcovsegError("no case has both a lesion label and a lung mask (the grid needs both)",
+                            dataset.root / MANIFEST)
+    return cases
+
+
+def slice_count(dataset: Dataset, cases) -> int:
+    """Slices per pass over ``cases`` (from the NIfTI headers)."""
+    from tfcovseg.data.pipeline2d import count_slices
+
+    return count_slices(dataset, cases)
+
+
+def pipeline_settings(settings: dict):
+    """``config.pipeline`` as the 2D pipeline's dataclass (unknown keys are an error)."""
+    from tfcovseg.data.pipeline2d import Pipeline2D
+
+    return from_dict(Pipeline2D, settings, "pipeline")
+
+
+def batches(dataset: Dataset, cases, pipeline, experiment: str, batch_size: int, training: bool,
+            seed: int):
+    """``(image [B, H, W, 1], mask [B, H, W, 1])`` float32 batches of the cases' slices."""
+    from tfcovseg.data.pipeline2d import slice_dataset
+
+    return slice_dataset(dataset, cases, pipeline, experiment=experiment, batch_size=batch_size,
+                         training=training, seed=seed)

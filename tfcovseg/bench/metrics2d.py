@@ -1,0 +1,78 @@
+"""Bizopoulos et al.'s soft Dice loss and per-image test metrics (PAPERS.md section 2).
+
+Metrics are per image at a threshold, then averaged over the test images:
+sensitivity TP / (TP + FN + eps), specificity TN / (TN + FP + eps), Dice 2TP / (2TP + FP + FN +
+eps), and all three are 1 for an image with TP + FP = 0 (nothing predicted), as the paper says.
+
+The authors' code (``metrics`` in main.py) names (mask & ~prediction) "false_positive" and
+(~mask & prediction) "false_negative" and applies the formulas above to those names: its Dice is
+the same, but its all-ones rule fires when the *true mask* is empty, its "sensitivity" is
+TP / (TP + FP) and its "specificity" TN / (TN + FN). ``convention="authors_code"`` reproduces
+that, for comparing with the published numbers.
+"""
+
+from typing import Literal
+
+import numpy as np
+
+METRIC_NAMES = ("sensitivity", "specificity", "dice")
+
+# (smooth, eps, squared) of 1 - (2 sum(y p) + smooth) / (sum y^k + sum p^k + eps)
+DICE_LOSS_FORMS = {
+    "paper": (0.0, 1e-5, True),  # the paper's equation
+    "authors_code": (1.0, 1.0, False),  # segmentation_models_pytorch.utils.losses.DiceLoss()
+}
+
+
+def soft_dice_loss(y_true, y_pred, form: Literal["paper", "authors_code"] = "paper"):
+    """Soft Dice loss summed over the whole batch (one scalar), as the authors' training loop."""
+    import tensorflow as tf
+
+    smooth, eps, squared = DICE_LOSS_FORMS[form]
+    y_true = tf.cast(y_true, tf.float32)
+    y_pred = tf.cast(y_pred, tf.float32)
+    overlap = tf.reduce_sum(y_true * y_pred)
+    if squared:
+        total = tf.reduce_sum(tf.square(y_true)) + tf.reduce_sum(tf.square(y_pred))
+    else:
+        total = tf.reduce_sum(y_true) + tf.reduce_sum(y_pred)
+    return 1.0 - (2.0 * overlap + smooth) / (total + eps)
+
+
+def confusion(prediction: np.ndarray, mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(TP, FP, FN, TN) of two boolean images."""
+    prediction = np.asarray(prediction, bool)
+    mask = np.asarray(mask, bool)
+    tp = int(np.count_nonzero(prediction & mask))
+    fp = int(np.count_nonzero(prediction & ~mask))
+    fn = int(np.count_nonzero(~prediction & mask))
+    tn = int(prediction.size - tp - fp - fn)
+    return tp, fp, fn, tn
+
+
+def image_scores(
+    probability: np.ndarray,
+    mask: np.ndarray,
+    threshold: float = 0.5,
+    eps: float = 1e-5,
+    convention: Literal["paper", "authors_code"] = "paper",
+) -> dict:
+    """Sensitivity, specificity and Dice of one image (probabilities vs a binary mask)."""
+    tp, fp, fn, tn = confusion(np.asarray(probability) > threshold, np.asarray(mask) > 0.5)
+    if convention == "authors_code":
+        fp, fn = fn, fp  # the code's names, then the paper's formulas on them
+    if tp + fp == 0:
+        return dict.fromkeys(METRIC_NAMES, 1.0)
+    return {
+        "sensitivity": tp / (tp + fn + eps),
+        "specificity": tn / (tn + fp + eps),
+        "dice": 2 * tp / (2 * tp + fp + fn + eps),
+    }
+
+
+def mean_scores(scores: list[dict]) -> dict:
+    """The mean of each metric over images; NaN when there are none."""
+    return {
+        name: float(np.mean([s[name] for s in scores])) if scores else float("nan")
+        for name in METRIC_NAMES
+    }
