@@ -10,10 +10,11 @@ Each encoder has the structure of the PyTorch encoder segmentation_models_pytorc
 
 import segmentation_models as sm
 
-from tfcovseg.bench.backbones import densenet, vgg
+from tfcovseg.bench.backbones import densenet, dpn, inception_v4, vgg, xception
 from tfcovseg.bench.backbones.encoder import Encoder
 
-ENCODERS: dict[str, Encoder] = {**vgg.ENCODERS, **densenet.ENCODERS}
+ENCODERS: dict[str, Encoder] = {**vgg.ENCODERS, **densenet.ENCODERS, **dpn.ENCODERS,
+                               **inception_v4.ENCODERS, **xception.ENCODERS}
 
 
 def register(encoders=ENCODERS) -> None:

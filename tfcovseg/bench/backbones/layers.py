@@ -91,3 +91,13 @@ class ChannelSplit(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "sizes": self.sizes}
+
+
+@tf.keras.utils.register_keras_serializable(package="tfcovseg")
+class FeatureTap(layers.Layer):
+    """Returns its first input unchanged; the second is a decoder feature the main path does not
+    consume (DPN's ``relu(concat(residual, dense))``). Without a consumer Keras would prune it
+    from the functional model and segmentation_models could not pick it by name."""
+
+    def call(self, inputs):
+        return inputs[0]
