@@ -189,44 +189,59 @@ def homography_from_points(points_from, points_to):
 
 
 def source_coordinates(shape, rotation, homography):
-    """Source (d, h, w) position of every output voxel: perspective, then inverse rotation.
+    """Source (d, h, w) positions (three float32 ``[D, H, W]``) of every output voxel.
 
     The forward transform rotates about the volume centre and then applies the perspective,
-    so sampling undoes them in the opposite order.
+    so sampling undoes them in the opposite order: homography first, then ``R^T = R^-1``.
     """
-    grids = tf.meshgrid(*[tf.range(shape[i], dtype=tf.float32) for i in range(3)], indexing="ij")
-    d, h, w = (tf.cast(g, tf.float64) for g in grids)
-    denominator = homography[2, 0] * w + homography[2, 1] * h + homography[2, 2]
-    x = (homography[0, 0] * w + homography[0, 1] * h + homography[0, 2]) / denominator
-    y = (homography[1, 0] * w + homography[1, 1] * h + homography[1, 2]) / denominator
-    coords = tf.cast(tf.stack([d, y, x], axis=-1), tf.float32)
+    d, h, w = tf.meshgrid(*[tf.range(shape[i], dtype=tf.float32) for i in range(3)], indexing="ij")
+    m = tf.cast(homography, tf.float32)
+    denominator = m[2, 0] * w + m[2, 1] * h + m[2, 2]
+    x = (m[0, 0] * w + m[0, 1] * h + m[0, 2]) / denominator
+    y = (m[1, 0] * w + m[1, 1] * h + m[1, 2]) / denominator
     centre = (tf.cast(shape, tf.float32) - 1.0) / 2.0
-    return tf.linalg.matvec(rotation, coords - centre, transpose_a=True) + centre  # R^T = R^-1
+    offsets = (d - centre[0], y - centre[1], x - centre[2])
+    return tuple(
+        sum(rotation[j, i] * offsets[j] for j in range(SPATIAL_RANK)) + centre[i]
+        for i in range(SPATIAL_RANK)
+    )
 
 
-def _inside(index, shape):
-    return tf.reduce_all((index >= 0) & (index < shape), axis=-1)
+def voxel_lookup(volume, fill):
+    """A function from integer (d, h, w) index tensors to ``volume`` values, ``fill`` outside.
+
+    The volume is padded by one voxel of ``fill`` and indices are clamped into the padding,
+    so any position outside the volume reads ``fill``.
+    """
+    channels = tf.shape(volume)[-1]
+    padded = tf.pad(volume, [[1, 1], [1, 1], [1, 1], [0, 0]], constant_values=fill)
+    size = tf.unstack(tf.shape(padded)[:SPATIAL_RANK])
+    flat = tf.reshape(padded, [-1, channels])
+
+    def lookup(index):
+        d, h, w = (tf.clip_by_value(i + 1, 0, n - 1) for i, n in zip(index, size))
+        return tf.gather(flat, (d * size[1] + h) * size[2] + w)
+
+    return lookup
 
 
 def resample_linear(volume, coords, fill):
-    """Trilinear sampling of ``volume`` [D, H, W, C] at ``coords`` [..., 3]; ``fill`` outside."""
-    shape = tf.shape(volume)[:SPATIAL_RANK]
-    low = tf.floor(coords)
-    frac = coords - low
-    low = tf.cast(low, tf.int32)
+    """Trilinear sampling of ``volume`` [D, H, W, C] at ``coords`` (d, h, w); ``fill`` outside."""
+    lookup = voxel_lookup(volume, tf.cast(fill, volume.dtype))
+    lows = [tf.floor(c) for c in coords]
+    fractions = [c - low for c, low in zip(coords, lows)]
+    lows = [tf.cast(low, tf.int32) for low in lows]
     result = 0.0
     for corner in itertools.product((0, 1), repeat=SPATIAL_RANK):
-        index = low + tf.constant(corner, tf.int32)
-        weight = tf.reduce_prod(tf.where(tf.constant(corner) > 0, frac, 1.0 - frac), axis=-1)
-        values = tf.gather_nd(volume, tf.clip_by_value(index, 0, shape - 1))
-        values = tf.where(_inside(index, shape)[..., None], values, tf.cast(fill, volume.dtype))
-        result += weight[..., None] * values
+        index = [low + k for low, k in zip(lows, corner)]
+        weight = 1.0
+        for fraction, k in zip(fractions, corner):
+            weight *= fraction if k else 1.0 - fraction
+        result += weight[..., None] * lookup(index)
     return result
 
 
 def resample_nearest(volume, coords):
-    """Nearest-voxel sampling of ``volume`` [D, H, W, C] at ``coords``; zero outside."""
-    shape = tf.shape(volume)[:SPATIAL_RANK]
-    index = tf.cast(tf.floor(coords + 0.5), tf.int32)
-    values = tf.gather_nd(volume, tf.clip_by_value(index, 0, shape - 1))
-    return tf.where(_inside(index, shape)[..., None], values, tf.zeros_like(values))
+    """Nearest-voxel sampling of ``volume`` [D, H, W, C] at ``coords`` (d, h, w); zero outside."""
+    lookup = voxel_lookup(volume, tf.zeros([], volume.dtype))
+    return lookup([tf.cast(tf.floor(c + 0.5), tf.int32) for c in coords])
