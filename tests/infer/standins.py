@@ -1,5 +1,9 @@
 """Tiny stand-ins for tfcovseg.models.unet3d with its contract: [B,D,H,W,C] in, [B,D,H,W,2] logits."""
 
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 
 import tfcovseg  # noqa: F401  (must precede TensorFlow: selects tf_keras)
@@ -34,3 +38,35 @@ def sphere_ct(shape=(12, 40, 36), radius=0.3, centre=(0.5, 0.5, 0.5)):
     grid = np.meshgrid(*(np.linspace(0, 1, s) for s in shape), indexing="ij")
     inside = sum((g - c) ** 2 for g, c in zip(grid, centre)) < radius**2
     return np.where(inside, 100.0, -1000.0).astype(np.float32), inside
+
+
+# Plain TensorFlow, as TF Serving sees it: tfcovseg cannot be imported, Keras is not selected.
+SERVING_CLIENT = textwrap.dedent("""
+    import importlib.abc, sys
+
+    class NoTfcovseg(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "tfcovseg" or name.startswith("tfcovseg."):
+                raise ImportError("tfcovseg is not available to a serving client")
+
+    sys.meta_path.insert(0, NoTfcovseg())
+    import numpy as np
+    import tensorflow as tf
+
+    export_dir, volume, result = sys.argv[1:]
+    signature = tf.saved_model.load(export_dir).signatures["serving_default"]
+    outputs = signature(ct=tf.constant(np.load(volume)))
+    np.save(result, outputs["lesion_probability"].numpy())
+""")
+
+
+def serve_in_plain_tensorflow(version_dir, batch, scratch):
+    """Run an export's serving_default on ``batch`` in a process that cannot import tfcovseg."""
+    np.save(scratch / "ct.npy", batch)
+    env = {"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    subprocess.run(
+        [sys.executable, "-c", SERVING_CLIENT, str(version_dir), str(scratch / "ct.npy"),
+         str(scratch / "out.npy")],
+        check=True, cwd=scratch, env=env, timeout=600,
+    )
+    return np.load(scratch / "out.npy")

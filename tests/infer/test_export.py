@@ -1,12 +1,10 @@
 import json
 import shutil
 import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
-from standins import sphere_ct, tiny_unet
+from standins import serve_in_plain_tensorflow, sphere_ct, tiny_unet
 
 from tfcovseg.data.intensity import Intensity
 from tfcovseg.errors import TfcovsegError
@@ -16,24 +14,6 @@ from tfcovseg.rundir import InputSpec
 
 SPEC = InputSpec(mode="resize", size=(8, 16, 16), intensity=Intensity(clip=(-1000.0, 500.0)))
 
-# Plain TensorFlow, as TF Serving sees it: tfcovseg cannot be imported, Keras is not selected.
-SERVING_CLIENT = textwrap.dedent("""
-    import importlib.abc, sys
-
-    class NoTfcovseg(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "tfcovseg" or name.startswith("tfcovseg."):
-                raise ImportError("tfcovseg is not available to a serving client")
-
-    sys.meta_path.insert(0, NoTfcovseg())
-    import numpy as np
-    import tensorflow as tf
-
-    export_dir, volume, result = sys.argv[1:]
-    signature = tf.saved_model.load(export_dir).signatures["serving_default"]
-    outputs = signature(ct=tf.constant(np.load(volume)))
-    np.save(result, outputs["lesion_probability"].numpy())
-""")
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +36,7 @@ def test_export_runs_without_tfcovseg_and_matches_the_keras_model(export, tmp_pa
     model, _, version_dir = export
     hu, _ = sphere_ct(shape=(10, 20, 24))
     batch = np.stack([hu, hu[:, ::-1] - 50.0])
-    np.save(tmp_path / "ct.npy", batch)
-    env = {"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    subprocess.run(
-        [sys.executable, "-c", SERVING_CLIENT, str(version_dir), str(tmp_path / "ct.npy"),
-         str(tmp_path / "out.npy")],
-        check=True, cwd=tmp_path, env=env, timeout=300,
-    )
-    served = np.load(tmp_path / "out.npy")
+    served = serve_in_plain_tensorflow(version_dir, batch, tmp_path)
     assert served.shape == batch.shape and served.dtype == np.float32
     predictor = keras_predictor(model, SPEC)
     for volume, probabilities in zip(batch, served):

@@ -88,3 +88,19 @@ def test_default_paths_for_a_dicom_folder_and_for_out(tmp_path):
     assert paths.probabilities == tmp_path / "x" / "m_probabilities.nii.gz"
     with pytest.raises(TfcovsegError, match=".nii.gz"):
         output_paths(tmp_path / "ct.nii", out=tmp_path / "m.png")
+
+
+def test_dicom_series_folder_is_predicted_onto_its_own_grid(make_run, tmp_path):
+    from tfcovseg.io.dicom import read_dicom_volume, write_dicom_series
+    from tfcovseg.io.nifti import read_volume
+
+    hu, inside = sphere_ct(shape=(10, 32, 28), centre=(0.4, 0.35, 0.7))
+    series = tmp_path / "series"
+    series.mkdir()
+    write_dicom_series(series, hu, np.diag([0.7, 0.8, 5.0, 1.0]))
+    predict_ct(make_run(pointwise=True), series)
+    mask = read_volume(tmp_path / "series_lesions.nii.gz")
+    source = read_dicom_volume(series)
+    np.testing.assert_allclose(mask.affine, source.affine, atol=1e-4)
+    assert mask.orientation == source.orientation
+    assert dice(inside, mask.array > 0) > 0.9
