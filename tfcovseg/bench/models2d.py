@@ -30,6 +30,7 @@ from tfcovseg.config import from_dict
 from tfcovseg.errors import TfcovsegError
 
 PSP_POOL_LEVELS = 6  # segmentation_models' largest pyramid level: the map must split into 6x6
+SEGMENTATION_MODEL = "segmentation_model"  # the nested segmentation_models model
 DOWNLOAD_FAILURE = "URL fetch failure"  # how tf_keras' get_file reports a failed download
 
 
@@ -92,7 +93,7 @@ def _architecture(arch: str, encoder: str, settings: Architectures, input_shape,
 
 def _architecture_with_weights(arch, encoder, settings, input_shape, weights):
     try:
-        return _architecture(arch, encoder, settings, input_shape, weights)
+        net = _architecture(arch, encoder, settings, input_shape, weights)
     except Exception as err:  # get_file raises a bare Exception; anything else is re-raised
         if weights is None or not str(err).startswith(DOWNLOAD_FAILURE):
             raise
@@ -100,6 +101,7 @@ def _architecture_with_weights(arch, encoder, settings, input_shape, weights):
             f"no ImageNet weights for {encoder}: offline and not in the Keras cache "
             f"(~/.keras/models); {err}"
         ) from None
+    return tf.keras.Model(net.inputs, net.outputs, name=SEGMENTATION_MODEL)
 
 
 def build_cell_model(cell: Cell, settings: Architectures, size: int) -> tf.keras.Model:

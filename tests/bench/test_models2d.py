@@ -1,0 +1,95 @@
+import hashlib
+
+import numpy as np
+import pytest
+
+from tfcovseg.bench.config import Architectures
+from tfcovseg.bench.grid import Cell
+from tfcovseg.bench.models2d import (
+    ImagenetUnavailable,
+    build_cell_model,
+    check_encoders,
+    first_conv_kernel,
+    psp_input_size,
+    trainable_parameters,
+)
+from tfcovseg.errors import TfcovsegError
+
+SIZE = 32
+
+
+def test_psp_input_size_is_the_next_multiple_of_six_times_the_factor():
+    assert psp_input_size(512, 8) == 528
+    assert psp_input_size(480, 8) == 480
+    assert psp_input_size(32, 8) == 48
+
+
+@pytest.mark.parametrize("arch", ["unet", "linknet", "fpn", "pspnet"])
+def test_every_architecture_maps_grey_images_to_probabilities_of_the_same_size(arch):
+    model = build_cell_model(Cell("lungs", arch, "resnet18", "random"), Architectures(), SIZE)
+    x = np.random.default_rng(0).normal(size=(2, SIZE, SIZE, 1)).astype(np.float32)
+    y = model(x, training=False).numpy()
+    assert y.shape == (2, SIZE, SIZE, 1)
+    assert y.dtype == np.float32
+    assert y.min() >= 0.0 and y.max() <= 1.0
+
+
+def test_table1_settings_reach_the_model():
+    model = build_cell_model(Cell("lungs", "fpn", "resnet18", "random"), Architectures(), SIZE)
+    names = {layer.name for layer in model.get_layer("segmentation_model").layers}
+    assert "pyramid_dropout" in names  # dropout 0.2
+    assert not any("bn" in n for n in names if n.startswith("segm_stage"))  # no BN in FPN
+    unet = build_cell_model(Cell("lungs", "unet", "resnet18", "random"), Architectures(), SIZE)
+    filters = [layer.filters for layer in unet.get_layer("segmentation_model").layers
+               if layer.name.startswith("decoder_stage") and layer.name.endswith("a_conv")]
+    assert filters == [256, 128, 64, 32, 16]
+
+
+def test_parameters_and_first_filters():
+    model = build_cell_model(Cell("lungs", "unet", "resnet18", "random"), Architectures(), SIZE)
+    assert 14.0e6 < trainable_parameters(model) < 14.5e6  # smp's Unet-resnet18: 14.3 M
+    assert first_conv_kernel(model).shape == (7, 7, 3, 64)
+
+
+def test_unknown_encoder_is_a_clear_error():
+    with pytest.raises(TfcovsegError, match="unknown encoder.*resnet19"):
+        check_encoders(["resnet18", "resnet19"])
+
+
+def _fail_download(*args, **kwargs):
+    # what tf_keras' get_file raises when the network is unreachable
+    raise Exception("URL fetch failure on https://example.invalid/w.h5: None -- "
+                    "[Errno -2] Name or service not known")
+
+
+def test_imagenet_offline_is_reported_not_crashed(monkeypatch, tmp_path):
+    import tensorflow as tf
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(tf.keras.utils, "get_file", _fail_download)
+    with pytest.raises(ImagenetUnavailable, match="no ImageNet weights for resnet18: offline"):
+        build_cell_model(Cell("lungs", "unet", "resnet18", "imagenet"), Architectures(), SIZE)
+
+
+def test_imagenet_weights_are_read_from_a_seeded_keras_cache(monkeypatch, tmp_path):
+    """A cache file with the expected name and checksum is loaded without any download."""
+    import segmentation_models as sm
+    from classification_models import weights as cm_weights
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cache = tmp_path / ".keras" / "models"
+    cache.mkdir(parents=True)
+    entry = next(w for w in cm_weights.WEIGHTS_COLLECTION
+                 if w["model"] == "resnet18" and not w["include_top"])
+    import tensorflow as tf
+
+    keras = {"backend": tf.keras.backend, "layers": tf.keras.layers, "models": tf.keras.models,
+             "utils": tf.keras.utils}
+    seeded = sm.Backbones.get_backbone("resnet18", input_shape=(None, None, 3), weights=None,
+                                       include_top=False, **keras)
+    path = cache / entry["name"]
+    seeded.save_weights(str(path))
+    monkeypatch.setitem(entry, "md5", hashlib.md5(path.read_bytes()).hexdigest())
+
+    model = build_cell_model(Cell("lungs", "unet", "resnet18", "imagenet"), Architectures(), SIZE)
+    np.testing.assert_array_equal(first_conv_kernel(model), seeded.get_layer("conv0").kernel.numpy())
