@@ -39,10 +39,15 @@ def main():
 @click.option("--spacing", nargs=3, type=float, default=(5.0, 2.5, 2.5), show_default=True,
               help="Voxel size in mm along D H W.")
 def synth(out, cases, seed, shape, spacing):
-    """Write synthetic chest CT phantoms with lesion and lung masks as a prepared dataset."""
+    """Write synthetic chest CT phantoms with lesion and lung masks as a prepared dataset.
+
+    Images in HU (int16), lesion masks 0/1, lung masks 1 = right / 2 = left lung; every fourth
+    case has no lesions.
+    """
     from tfcovseg.io.phantoms import synthesize_dataset
 
-    synthesize_dataset(out, cases=cases, seed=seed, shape=shape, spacing=spacing)
+    dataset = synthesize_dataset(out, cases=cases, seed=seed, shape=shape, spacing=spacing)
+    click.echo(f"wrote {len(dataset.cases)} phantoms to {dataset.root}")
 
 
 @main.command()
@@ -54,7 +59,19 @@ def synth(out, cases, seed, shape, spacing):
 @click.option("--label", "labels", multiple=True,
               help="ricord: an MD.ai label name counted as infiltrate (repeatable).")
 def prepare(source, src, out, annotations, labels):
-    """Convert a public dataset (or any NIfTI folder) into a prepared dataset."""
+    """Convert a public dataset (or any NIfTI folder) into a prepared dataset.
+
+    Bad cases are reported and skipped; the others are converted. Layouts under --src:
+
+    \b
+    ricord       *.json (MD.ai export) + <PatientID>/<study>/<series>/*.dcm
+    mosmed       studies/CT-*/study_NNNN.nii.gz + masks/study_NNNN_mask.nii.gz
+    coronacases  COVID-19-CT-Seg_20cases/ + Infection_Mask/ [+ Lung_Mask/]
+    medseg       tr_im.nii.gz + tr_mask.nii.gz [+ tr_lungmasks_updated.nii.gz]
+    radiopaedia  rp_im/N.nii.gz + rp_msk/N.nii.gz [+ rp_lung_msk/N.nii.gz]
+    folder       images/ID + labels/ID [+ lungs/ID], imagesTr/ID_0000 + labelsTr/ID,
+                 or ID_image + ID_label [+ ID_lung] (.nii or .nii.gz)
+    """
     from tfcovseg.io.converters import prepare as prepare_source
 
     prepare_source(source, src, out, annotations=annotations, labels=labels or None)
