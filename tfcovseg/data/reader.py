@@ -6,9 +6,13 @@ Decoding goes through nibabel (``read_volume``, RAS+) inside ``tf.numpy_function
 NumPy release the GIL, so a parallel ``map`` decodes several cases at once.
 
 Headers are checked in Python before the stream is built (3D, matching shapes), so a bad file
-is reported as one ``TfcovsegError`` naming it rather than as a TensorFlow traceback in the
-middle of an epoch.
+is reported as one ``TfcovsegError`` naming it. Voxel data that turns out corrupt only while
+an epoch runs reaches the caller as a TensorFlow ``OpError``; iterate inside
+``read_errors()`` to get the ``TfcovsegError`` back.
 """
+
+import contextlib
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -17,7 +21,7 @@ from tfcovseg.errors import TfcovsegError
 from tfcovseg.io.manifest import MANIFEST, Case, Dataset
 from tfcovseg.io.nifti import load_nifti, read_volume
 
-MASK_KEYS = ("label", "lung")
+_WRAPPED_ERROR = re.compile(r"TfcovsegError: ([^\n]+)")
 
 
 def volume_shape(dataset: Dataset, case: Case, key: str = "image") -> tuple:
@@ -91,3 +95,19 @@ def case_dataset(
 
     ids = tf.data.Dataset.from_tensor_slices([case.id for case in cases])
     return ids.map(load, num_parallel_calls=num_parallel, deterministic=True)
+
+
+@contextlib.contextmanager
+def read_errors():
+    """Turn a ``TfcovsegError`` raised while ``tf.data`` decodes a case back into itself.
+
+    TensorFlow wraps exceptions of ``tf.numpy_function`` into an ``OpError`` with a long
+    traceback; the message names the file and the problem, which is all a user needs.
+    """
+    try:
+        yield
+    except tf.errors.OpError as err:
+        wrapped = _WRAPPED_ERROR.search(err.message or "")
+        if wrapped is None:
+            raise
+        raise TfcovsegError(wrapped.group(1).strip()) from None
