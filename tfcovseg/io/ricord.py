@@ -113,7 +113,8 @@ def rasterise_polygon(vertices, shape) -> np.ndarray:
     upper and lower row is filled even-odd between the edge crossings, which step in 16.16 fixed
     point with a truncated slope, from the left crossing rounded up to the right one rounded
     down. Edges leaving the image are clipped as OpenCV clips them. Pixel-identical to OpenCV
-    5.0 on random polygons, self-intersecting and partly outside ones included (see the tests).
+    5.0 on random polygons, self-intersecting and partly outside ones included (see the tests;
+    OpenCV 4 releases before its edge-clipping fix can differ for polygons leaving the image).
     """
     rows, columns = shape
     points = np.asarray(vertices, dtype=float).astype(np.int32).tolist()
