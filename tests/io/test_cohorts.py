@@ -77,14 +77,16 @@ def test_coronacases_keeps_hu_volumes_skips_windowed_and_swaps_lung_sides(tmp_pa
     assert dataset.extra["lung_labels"] == {"1": "right lung", "2": "left lung"}
 
 
-def test_medseg_writes_one_case_per_slice_with_merged_classes(tmp_path):
+@pytest.mark.parametrize("z_step", [5.0, -5.0])
+def test_medseg_writes_one_case_per_slice_with_merged_classes(tmp_path, z_step):
     src = tmp_path / "medseg"
+    affine = np.diag([0.8, 0.8, z_step, 1.0])
     image = _ct(shape=(12, 12, 5))
     mask = np.zeros((12, 12, 5), np.uint8)
     mask[2:4, 2:4, 0], mask[5:7, 5:7, 2], mask[8:10, 8:10, 4] = 1, 2, 3
-    _save(src / "tr_im.nii.gz", image)
-    _save(src / "tr_mask.nii.gz", mask)
-    _save(src / "tr_lungmasks_updated.nii.gz", (mask > 0).astype(np.uint8) * 2)
+    _save(src / "tr_im.nii.gz", image, affine)
+    _save(src / "tr_mask.nii.gz", mask, affine)
+    _save(src / "tr_lungmasks_updated.nii.gz", (mask > 0).astype(np.uint8) * 2, affine)
     dataset = prepare("medseg", src, tmp_path / "out")
     cases = _summary(dataset)
     assert list(cases) == [f"medseg_{k:03d}" for k in range(5)]
@@ -92,7 +94,7 @@ def test_medseg_writes_one_case_per_slice_with_merged_classes(tmp_path):
         slice_image = read_volume(dataset.path(cases[f"medseg_{k:03d}"].image))
         assert slice_image.array.shape == (1, 12, 12)
         np.testing.assert_allclose(slice_image.array[0], image[:, :, k].T, atol=0.5)
-        assert slice_image.affine[2, 3] == pytest.approx(5.0 * k)
+        assert slice_image.affine[2, 3] == pytest.approx(z_step * k)  # file slice k's position
         label = read_volume(dataset.path(cases[f"medseg_{k:03d}"].label)).array
         np.testing.assert_array_equal(label[0], (mask[:, :, k] > 0).T)
     lungs = read_volume(dataset.path(cases["medseg_002"].lung)).array

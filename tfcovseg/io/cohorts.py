@@ -56,7 +56,7 @@ import numpy as np
 from tfcovseg.errors import TfcovsegError
 from tfcovseg.io.checks import intensity_flags, map_values, mask_grid_flags
 from tfcovseg.io.converters import ConvertedCase, Source, SourceCase
-from tfcovseg.io.nifti import Volume, load_nifti, read_volume
+from tfcovseg.io.nifti import Volume, read_volume
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 ANY_POSITIVE = None  # a value mapping meaning "values > 0 -> 1"
@@ -152,11 +152,13 @@ def find_medseg(src: Path) -> Source:
     if files["image"] is None or files["label"] is None:
         raise TfcovsegError("expected tr_im.nii.gz and tr_mask.nii.gz (and "
                             "tr_lungmasks_updated.nii.gz) here", src)
-    stack = functools.cache(NiftiCase(files["image"], files["label"], files["lung"],
-                                      lesion_values={1: 1, 2: 1, 3: 1}).load)
-    depth = _file_shape(files["image"])[2]
+    stack = NiftiCase(files["image"], files["label"], files["lung"],
+                      lesion_values={1: 1, 2: 1, 3: 1}).load()  # one file: a bad one is fatal
+    if int(stack.image.original_ornt[2][0]) != 2:
+        raise TfcovsegError("the stack's third axis is not axial: cannot cut axial slices",
+                            files["image"])
     cases = [SourceCase(f"medseg_{k:03d}", functools.partial(_stack_slice, stack, k))
-             for k in range(depth)]
+             for k in range(stack.image.original_shape[2])]
     return Source(cases, lung_labels=ONE_LUNG,
                   notes="MedSeg: one case per axial slice of the 100-slice stack; mask classes "
                         "1-3 (ground glass, consolidation, pleural effusion) -> lesion.")
@@ -210,12 +212,9 @@ def _folder_pairs(src: Path) -> dict:
     return pairs
 
 
-def _stack_slice(load_stack, k: int) -> ConvertedCase:
+def _stack_slice(stack: ConvertedCase, k: int) -> ConvertedCase:
     """Slice ``k`` (file index along the stack's third axis) of a stacked case, as 1xHxW."""
-    stack = load_stack()
-    axis, flip = stack.image.original_ornt[2]
-    if int(axis) != 2:
-        raise TfcovsegError("the stack's third axis is not axial: cannot take axial slices")
+    flip = stack.image.original_ornt[2][1]
     depth = stack.image.array.shape[0]
     d = k if flip > 0 else depth - 1 - k
     affine = stack.image.affine.copy()
@@ -281,10 +280,3 @@ def _ma_key(path: Path) -> str:
     if source == "coronacases" and numbers:
         return f"coronacases_{int(numbers[-1]):03d}"
     return "_".join([source, *numbers])
-
-
-def _file_shape(path: Path) -> tuple:
-    shape = load_nifti(path).shape
-    if len(shape) != 3:
-        raise TfcovsegError(f"expected a 3D stack of slices, got shape {tuple(shape)}", path)
-    return shape
