@@ -39,6 +39,26 @@ BASE_FLATNESS = 4.0  # exponent of the lung's height profile below its centre (2
 RIGHT_LUNG, LEFT_LUNG = 1, 2
 LUNG_LABELS = {"1": "right lung", "2": "left lung"}
 
+# Geometry in normalised field-of-view units; triples are (z, y, x), x > 0 the patient's right.
+BODY_RADII = (0.62, 0.86)  # (y, x) semi-axes of the body ellipse, +-5 % per case
+BODY_CENTRE_Y = 0.02
+SOFT_TISSUE_FRACTION = 0.88  # of the body radii; the fat layer lies outside it
+RIB_RING = (0.86, 0.93)  # ribs lie between these fractions of the body radii
+RIB_PAIRS = (5.5, 6.5)  # ribs across the field's height
+RIB_DESCENT = 0.6  # phase shift per unit y: ribs run lower anteriorly
+RIB_WIDTH = 0.55  # threshold on the rib wave: higher, thinner ribs
+SPINE_CENTRE_Y, SPINE_RADIUS = -0.6, 0.11
+CANCELLOUS_FRACTION = 0.75  # of the vertebral radius; the cortex is the rest
+VERTEBRAE = 6.0  # vertebral bodies across the field's height
+DISC_WIDTH = -0.7  # threshold on the vertebra wave: lower, thinner discs
+LUNG_CENTRE = (0.05, 0.02, 0.4)  # right lung; the left one mirrors it
+LUNG_RADII = (0.9, 0.42, 0.29)
+LUNG_JITTER = 0.04
+HEART_CENTRE, HEART_RADII = (-0.35, 0.25, -0.1), (0.35, 0.3, 0.25)
+HILUM = (-0.1, 0.05, 0.15)  # vessel origin: z below the lung centre, y, |x|
+LESION_RADIUS = (0.05, 0.2)
+VESSEL_RADIUS = (0.012, 0.03)
+
 
 @dataclasses.dataclass(frozen=True)
 class _Lung:
@@ -58,12 +78,12 @@ def phantom(rng: np.random.Generator, shape=(64, 128, 128), spacing=(5.0, 2.5, 2
     if len(shape) != 3 or min(shape) < 4:
         raise ValueError(f"phantom shape must be 3 sizes of at least 4, got {shape}")
     z, y, x = _axes(shape)
-    scale = 1.0 + rng.uniform(-0.05, 0.05, size=2)  # body build: width, depth
-    body_q = (x / (0.86 * scale[0])) ** 2 + ((y - 0.02) / (0.62 * scale[1])) ** 2  # [H, W]
+    radii = np.array(BODY_RADII) * (1.0 + rng.uniform(-0.05, 0.05, size=2))
+    body_q = ((y - BODY_CENTRE_Y) / radii[0]) ** 2 + (x / radii[1]) ** 2  # [H, W]
 
     image = np.full(shape, AIR, np.float32)
     image[:, body_q <= 1.0] = FAT
-    image[:, body_q <= 0.88**2] = SOFT_TISSUE
+    image[:, body_q <= SOFT_TISSUE_FRACTION**2] = SOFT_TISSUE
     _draw_ribs(image, z, y, x, body_q, rng)
     _draw_spine(image, z, y, x)
 
@@ -81,9 +101,9 @@ def phantom(rng: np.random.Generator, shape=(64, 128, 128), spacing=(5.0, 2.5, 2
     if lesions:
         for _ in range(rng.integers(LESIONS_PER_CASE[0], LESIONS_PER_CASE[1] + 1)):
             _draw_lesion(image, lesion, lung, (z, y, x), lungs[rng.integers(2)], rng)
-    for anatomy, hilum_x in ((lungs[0], 0.15), (lungs[1], -0.15)):
+    for anatomy, side in ((lungs[0], 1.0), (lungs[1], -1.0)):
         for _ in range(VESSELS_PER_LUNG):
-            _draw_vessel(image, lung, (z, y, x), anatomy, hilum_x, rng)
+            _draw_vessel(image, lung, (z, y, x), anatomy, side, rng)
 
     image += rng.standard_normal(shape, dtype=np.float32) * np.float32(NOISE_SD_HU)
     return image, lesion, lung
@@ -140,10 +160,9 @@ def _lungs(rng):
     """Right (x > 0) and left lung; the base (low z) reaches near the field's bottom."""
     lungs = []
     for side in (1.0, -1.0):
-        jitter = rng.uniform(-0.04, 0.04, size=3)
-        centre = np.array([0.05, 0.02, side * 0.4]) + jitter * [1.0, 0.5, 0.5]
-        radii = np.array([0.9, 0.42, 0.29]) * (1 + jitter)
-        lungs.append(_Lung(centre, radii))
+        jitter = rng.uniform(-LUNG_JITTER, LUNG_JITTER, size=3)
+        centre = np.array(LUNG_CENTRE) * [1.0, 1.0, side] + jitter * [1.0, 0.5, 0.5]
+        lungs.append(_Lung(centre, np.array(LUNG_RADII) * (1 + jitter)))
     return lungs
 
 
@@ -166,16 +185,15 @@ def _ellipsoid(z, y, x, centre, radii):
 
 def _heart(z, y, x):
     """Soft-tissue ellipsoid in the anterior mediastinum, leaning left: indents the left lung."""
-    return _ellipsoid(z, y, x, (-0.35, 0.25, -0.1), (0.35, 0.3, 0.25))
+    return _ellipsoid(z, y, x, HEART_CENTRE, HEART_RADII)
 
 
 def _draw_ribs(image, z, y, x, body_q, rng):
     """Ribs: a ring just inside the body wall, present in oblique bands that descend anteriorly."""
-    ring = (body_q >= 0.86**2) & (body_q <= 0.93**2)
+    ring = (body_q >= RIB_RING[0] ** 2) & (body_q <= RIB_RING[1] ** 2)
     rows, cols = np.nonzero(ring)
-    count = rng.uniform(5.5, 6.5)  # rib pairs across the field's height
-    phase = count * z[:, :, 0] + 0.6 * y[rows, 0] + rng.uniform()  # [D, K]
-    bone = np.sin(2 * np.pi * phase) > 0.55
+    phase = rng.uniform(*RIB_PAIRS) * z[:, :, 0] + RIB_DESCENT * y[rows, 0] + rng.uniform()
+    bone = np.sin(2 * np.pi * phase) > RIB_WIDTH  # [D, ring pixels]
     column = image[:, rows, cols]
     column[bone] = RIB
     image[:, rows, cols] = column
@@ -183,9 +201,10 @@ def _draw_ribs(image, z, y, x, body_q, rng):
 
 def _draw_spine(image, z, y, x):
     """Vertebral bodies (cortex around cancellous bone) separated by discs, behind the lungs."""
-    r2 = (x / 0.11) ** 2 + ((y + 0.6) / 0.11) ** 2
-    vertebrae = np.sin(2 * np.pi * 6.0 * z[:, :, 0]) > -0.7  # discs: the gaps between bodies
-    body, cortex = r2 <= 0.75**2, (r2 > 0.75**2) & (r2 <= 1.0)
+    r2 = (x / SPINE_RADIUS) ** 2 + ((y - SPINE_CENTRE_Y) / SPINE_RADIUS) ** 2
+    vertebrae = np.sin(2 * np.pi * VERTEBRAE * z[:, :, 0]) > DISC_WIDTH  # discs: the gaps
+    body = r2 <= CANCELLOUS_FRACTION**2
+    cortex = ~body & (r2 <= 1.0)
     levels = np.nonzero(vertebrae[:, 0])[0][:, None]
     for part, value in ((body, VERTEBRA), (cortex, CORTEX)):
         rows, cols = np.nonzero(part)
@@ -219,7 +238,7 @@ def _draw_lesion(image, lesion, lung, axes, anatomy, rng):
     """One irregular lesion, mostly peripheral and basal; HU blends into the lung at its border."""
     height = -1 + 2 * rng.beta(1.5, 4.0)  # skewed to the base
     centre = _point_in_lung(anatomy, rng, height, rng.beta(6.0, 1.2))  # skewed to the periphery
-    radii = rng.uniform(0.05, 0.2) * rng.uniform(0.7, 1.3, size=3)
+    radii = rng.uniform(*LESION_RADIUS) * rng.uniform(0.7, 1.3, size=3)  # size, then shape
     box = _box(image.shape, centre, radii * (1 + LESION_EDGE + 0.3))
     z, y, x = _crop(axes, box)
     q = np.sqrt(((z - centre[0]) / radii[0]) ** 2 + ((y - centre[1]) / radii[1]) ** 2
@@ -236,11 +255,11 @@ def _draw_lesion(image, lesion, lung, axes, anatomy, rng):
     lesion[box][(alpha >= 0.5) & in_lung] = 1
 
 
-def _draw_vessel(image, lung, axes, anatomy, hilum_x, rng):
+def _draw_vessel(image, lung, axes, anatomy, side, rng):
     """A straight tube from the hilum towards a random point of the lung, drawn over the lung."""
-    start = np.array([anatomy.centre[0] - 0.1, 0.05, hilum_x])
+    start = np.array([anatomy.centre[0] + HILUM[0], HILUM[1], side * HILUM[2]])
     end = _point_in_lung(anatomy, rng, rng.uniform(-0.9, 0.9), rng.uniform(0.3, 0.95))
-    radius = rng.uniform(0.012, 0.03)
+    radius = rng.uniform(*VESSEL_RADIUS)
     box = _box(image.shape, (start + end) / 2, np.abs(end - start) / 2 + radius)
     z, y, x = _crop(axes, box)
     direction = end - start
