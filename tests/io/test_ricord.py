@@ -9,7 +9,7 @@ from tfcovseg.io.dicom import write_dicom_series
 from tfcovseg.io.manifest import load_dataset
 from tfcovseg.io.nifti import read_volume
 from tfcovseg.io.phantoms import phantom, ras_affine
-from tfcovseg.io.ricord import RICORD_LABELS, load_mdai, rasterise_polygon
+from tfcovseg.io.ricord import RICORD_LABELS, load_mdai, polygon, rasterise_polygon
 
 SHAPE = (4, 40, 48)  # slices, rows, columns
 SPACING = (2.0, 0.75, 0.75)
@@ -151,3 +151,12 @@ def test_json_that_is_not_an_mdai_export_is_a_clear_error(tmp_path):
     path.write_text("{broken")
     with pytest.raises(TfcovsegError, match="not valid JSON"):
         load_mdai(path)
+    with pytest.raises(TfcovsegError, match="cannot read"):
+        load_mdai(tmp_path)
+
+
+def test_rows_without_a_usable_polygon_are_recognised():
+    assert polygon({"data": None}) is None
+    assert polygon({"data": {"x": 1, "y": 2, "width": 3, "height": 4}}) is None  # a box
+    assert polygon({"data": {"vertices": [[1, 2], [3]]}}) is None  # ragged
+    assert polygon({"data": {"vertices": [[1, 2], [3, 4.5]]}}).shape == (2, 2)

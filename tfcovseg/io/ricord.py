@@ -14,8 +14,8 @@ slice whose SOP Instance UID it names; the lesion mask is the union over labels 
 
 Counted and reported (warnings, and the manifest's ``annotations`` block): rows with ``data``
 null (study-level labels, some instance rows) or without polygon vertices, rows whose SOP UID is
-in no slice of the used series, rows whose image size differs from the slice's, and studies of
-the JSON without images.
+in no slice of the used series, and studies of the JSON without images. Rows drawn on another
+image size than the slice's are left out with a warning.
 
 Infiltrate labels: ``DEFAULT_INFILTRATE`` (the two "Infectious" opacity labels) unless ``labels``
 names others (any of the export's label names, e.g. "Atelectasis").
@@ -66,6 +66,8 @@ def load_mdai(path) -> MdaiExport:
         raise TfcovsegError("annotation file not found", path) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise TfcovsegError(f"not valid JSON ({err})", path) from None
+    except OSError as err:
+        raise TfcovsegError(f"cannot read the annotation file ({err.strerror})", path) from None
     groups = data.get("labelGroups") if isinstance(data, dict) else None
     datasets = data.get("datasets") if isinstance(data, dict) else None
     if not isinstance(groups, list) or not isinstance(datasets, list):
@@ -96,7 +98,10 @@ def polygon(row: dict):
     vertices = data.get("vertices") if isinstance(data, dict) else None
     if not vertices:
         return None
-    array = np.asarray(vertices, dtype=float)
+    try:
+        array = np.asarray(vertices, dtype=float)
+    except (TypeError, ValueError):  # ragged or non-numeric: not a polygon
+        return None
     if array.ndim != 2 or array.shape[1] != 2 or not np.isfinite(array).all():
         return None
     return array
