@@ -24,6 +24,7 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from tfcovseg.errors import TfcovsegError
 from tfcovseg.files import atomic_path
+from tfcovseg.io.checks import flag
 from tfcovseg.io.nifti import Volume
 
 log = logging.getLogger(__name__)
@@ -161,9 +162,8 @@ def _unreadable_flags(folder: Path, series: dict) -> list:
     unreadable = _unreadable_files(folder, series)
     if not unreadable:
         return []
-    log.warning("%s: %d DICOM files could not be read and were left out: %s", folder,
-                len(unreadable), ", ".join(unreadable[:5]) + (" ..." if len(unreadable) > 5 else ""))
-    return ["unreadable_files"]
+    names = ", ".join(unreadable[:5]) + (" ..." if len(unreadable) > 5 else "")
+    return flag("unreadable_files", folder, f"{len(unreadable)} left out: {names}")
 
 
 def write_dicom_series(folder, array: np.ndarray, affine: np.ndarray, rescale=(1.0, -1024.0),
@@ -248,9 +248,7 @@ def _spacing_flags(positions: list, image: sitk.Image, folder) -> list:
     median = np.median(steps)
     if median == 0 or np.max(np.abs(steps - median)) <= SLICE_GAP_TOLERANCE * abs(median):
         return []
-    log.warning("%s: uneven slice spacing (steps %.3g..%.3g mm): missing slices?", folder,
-                steps.min(), steps.max())
-    return ["uneven_slices"]
+    return flag("uneven_slices", folder, f"steps {steps.min():.3g}..{steps.max():.3g} mm")
 
 
 def _first_line(err: Exception) -> str:
