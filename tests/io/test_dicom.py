@@ -81,6 +81,18 @@ def test_folder_with_two_series_reads_the_asked_one(tmp_path, ct, caplog):
         read_dicom_series(tmp_path / "b", "9.9")
 
 
+def test_one_file_of_a_series_reads_that_series(tmp_path, ct):
+    image, affine = ct
+    write_dicom_series(tmp_path, image[:3], affine, series_uid="1.2.3.1")
+    for path in tmp_path.glob("*.dcm"):
+        path.rename(tmp_path / f"small_{path.name}")
+    write_dicom_series(tmp_path, image, affine, series_uid="1.2.3.2")
+    assert read_dicom_series(tmp_path / "small_0001.dcm").series_uid == "1.2.3.1"
+    (tmp_path / "notes.txt").write_text("not dicom")
+    with pytest.raises(TfcovsegError, match="not a readable DICOM file"):
+        read_dicom_series(tmp_path / "notes.txt")
+
+
 def test_missing_gaps_are_flagged(tmp_path, ct):
     image, affine = ct
     write_dicom_series(tmp_path, image, affine)

@@ -80,9 +80,11 @@ def read_dicom_series(folder, series_uid: str | None = None) -> DicomSeries:
     """Read the CT series ``series_uid`` in ``folder`` (default: the one with the most files).
 
     Files of other series in the same folder are ignored; when there are several and no UID is
-    given, a warning names them.
+    given, a warning names them. ``folder`` may also be one file of the series.
     """
     folder = Path(folder)
+    if folder.is_file():
+        folder, series_uid = folder.parent, series_uid or _series_uid_of(folder)
     series = list_series(folder)
     if series_uid is None:
         series_uid = max(series, key=lambda uid: len(series[uid]))
@@ -249,6 +251,16 @@ def _spacing_flags(positions: list, image: sitk.Image, folder) -> list:
     if median == 0 or np.max(np.abs(steps - median)) <= SLICE_GAP_TOLERANCE * abs(median):
         return []
     return flag("uneven_slices", folder, f"steps {steps.min():.3g}..{steps.max():.3g} mm")
+
+
+def _series_uid_of(path: Path) -> str:
+    try:
+        header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
+    except (pydicom.errors.InvalidDicomError, OSError, EOFError, ValueError) as err:
+        raise TfcovsegError(f"not a readable DICOM file ({err})", path) from None
+    if "SeriesInstanceUID" not in header:
+        raise TfcovsegError("DICOM file without a Series Instance UID", path)
+    return str(header.SeriesInstanceUID)
 
 
 def _first_line(err: Exception) -> str:
