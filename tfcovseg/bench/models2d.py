@@ -95,13 +95,24 @@ def _architecture_with_weights(arch, encoder, settings, input_shape, weights):
     try:
         net = _architecture(arch, encoder, settings, input_shape, weights)
     except Exception as err:  # get_file raises a bare Exception; anything else is re-raised
-        if weights is None or not str(err).startswith(DOWNLOAD_FAILURE):
+        if weights is None or not _weights_missing(err):
             raise
         raise ImagenetUnavailable(
             f"no ImageNet weights for {encoder}: offline and not in the Keras cache "
             f"(~/.keras/models); {err}"
         ) from None
     return tf.keras.Model(net.inputs, net.outputs, name=SEGMENTATION_MODEL)
+
+
+def _weights_missing(err: Exception) -> bool:
+    """A failed download (segmentation_models' encoders) or a missing converted file (ours)."""
+    if str(err).startswith(DOWNLOAD_FAILURE):
+        return True
+    try:
+        from tfcovseg.bench.backbones.imagenet import MissingImagenetWeights
+    except ModuleNotFoundError:
+        return False
+    return isinstance(err, MissingImagenetWeights)
 
 
 def build_cell_model(cell: Cell, settings: Architectures, size: int) -> tf.keras.Model:

@@ -93,3 +93,17 @@ def test_imagenet_weights_are_read_from_a_seeded_keras_cache(monkeypatch, tmp_pa
 
     model = build_cell_model(Cell("lungs", "unet", "resnet18", "imagenet"), Architectures(), SIZE)
     np.testing.assert_array_equal(first_conv_kernel(model), seeded.get_layer("conv0").kernel.numpy())
+
+
+def test_extra_encoder_without_converted_imagenet_file_is_reported(monkeypatch, tmp_path):
+    pytest.importorskip("tfcovseg.bench.backbones.imagenet")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / ".keras"))
+    with pytest.raises(ImagenetUnavailable, match="no ImageNet weights for vgg11"):
+        build_cell_model(Cell("lungs", "unet", "vgg11", "imagenet"), Architectures(), SIZE)
+
+
+def test_every_paper_encoder_is_available():
+    from tfcovseg.bench.config import PAPER_ENCODERS
+
+    check_encoders(PAPER_ENCODERS)
