@@ -162,14 +162,19 @@ def export(model, out, version):
 
 @main.group(invoke_without_command=True)
 @click.option("--config", default="bench_smoke", show_default=True, help="YAML file or config name.")
-@click.option("--data", type=click.Path(), help="Prepared 2D data (overrides the config).")
+@click.option("--data", help="Prepared datasets TRAIN[,TEST] (MedSeg[,Radiopaedia]; overrides "
+              "the config).")
 @click.option("--out", type=click.Path(file_okay=False), help="Bench folder (one file per cell).")
-@click.option("--only", help="Filter cells, e.g. arch=unet,encoder=resnet18.")
+@click.option("--only", help="Filter cells, e.g. arch=unet,encoder=resnet18|vgg19 "
+              "(keys: arch, encoder, init, experiment).")
 @click.option("--shard", help="K/N: run the K-th of N deterministic shards (1-based).")
 @click.option("--ray", "ray_address", help="Run cells as Ray tasks (address, or 'local').")
 @click.pass_context
 def bench(ctx, config, data, out, only, shard, ray_address):
-    """Train and test the 2D architecture x encoder grid (Bizopoulos et al.)."""
+    """Train and test the 2D architecture x encoder grid (Bizopoulos et al.).
+
+    Re-running skips finished cells; `tfcovseg bench report DIR` redraws the report.
+    """
     if ctx.invoked_subcommand is None:
         from tfcovseg.bench.run import run_bench
 
