@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+import tfcovseg  # noqa: F401  (first: selects Keras 2 before any test module imports TensorFlow)
+
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
