@@ -34,7 +34,7 @@ from tfcovseg.infer.predictor import (
     SIGNATURE_OUTPUT,
     lesion_probabilities,
 )
-from tfcovseg.rundir import InputSpec, load_model
+from tfcovseg.rundir import InputSpec, load_model, read_run_info
 
 
 class ServingModule(tf.Module):
@@ -50,18 +50,28 @@ class ServingModule(tf.Module):
         return {SIGNATURE_OUTPUT: lesion_probabilities(self.model, ct, self._spec)}
 
 
-def export_keras_model(model, spec: InputSpec, out, version: int = 1, run=None) -> Path:
-    """Write ``out/<version>/`` (SavedModel) and ``out/tfcovseg_export.json``; returns the version dir."""
+def check_exportable(spec: InputSpec) -> None:
     if spec.mode != "resize":
         raise TfcovsegError(
             f"only whole-volume (resize mode) runs can be exported; this run uses {spec.mode!r}"
         )
+
+
+def new_version_dir(out, version) -> Path:
+    """``out/<version>``, refused if the number is not positive or the folder exists."""
     if int(version) < 1:
         raise TfcovsegError(f"the version must be a positive integer, got {version}")
-    out = Path(out)
-    target = out / str(int(version))
+    target = Path(out) / str(int(version))
     if target.exists():
         raise TfcovsegError("this version exists already; TF Serving needs a new number", target)
+    return target
+
+
+def export_keras_model(model, spec: InputSpec, out, version: int = 1, run=None) -> Path:
+    """Write ``out/<version>/`` (SavedModel) and ``out/tfcovseg_export.json``; returns the version dir."""
+    check_exportable(spec)
+    out = Path(out)
+    target = new_version_dir(out, version)
     out.mkdir(parents=True, exist_ok=True)
     module = ServingModule(model, spec)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=out))
@@ -89,6 +99,8 @@ def _export_info(spec: InputSpec, run) -> dict:
 
 def export_savedmodel(model, out, version: int = 1) -> Path:
     """Export the run folder ``model`` for TF Serving as ``out/<version>/``."""
+    check_exportable(read_run_info(model).input)  # refuse before the slow model build
+    new_version_dir(out, version)
     keras_model, info = load_model(model)
     target = export_keras_model(keras_model, info.input, out, version, run=model)
     print(f"SavedModel written to {target}")
