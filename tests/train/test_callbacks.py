@@ -30,8 +30,8 @@ def fastai_one_cycle(step, total, lr_max, div=25.0, div_final=1e5, pct_start=0.2
 def tiny_segmenter(name="tiny"):
     """A 2-class 3D segmenter with an 'encoder' conv + BN and a float32 head."""
     inputs = tf.keras.Input((4, 8, 8, 1))
-    x = tf.keras.layers.Conv3D(4, 3, padding="same", name="encoder/conv")(inputs)
-    x = tf.keras.layers.BatchNormalization(name="encoder/bn")(x)
+    x = tf.keras.layers.Conv3D(4, 3, padding="same", name="encoder_conv")(inputs)
+    x = tf.keras.layers.BatchNormalization(name="encoder_bn")(x)
     x = tf.keras.layers.ReLU()(x)
     x = tf.keras.layers.Conv3D(2, 1, name="head", dtype="float32")(x)
     return tf.keras.Model(inputs, x, name=name)
@@ -85,7 +85,7 @@ def test_one_cycle_drives_optimizer_per_batch_and_resumes_mid_schedule():
 def test_freeze_encoder_freezes_convs_keeps_bn_training_then_unfreezes():
     model = tiny_segmenter()
     model.compile(optimizer=FastaiAdam(1e-2), loss=DiceCrossEntropy())
-    encoder = [model.get_layer("encoder/conv"), model.get_layer("encoder/bn")]
+    encoder = [model.get_layer("encoder_conv"), model.get_layer("encoder_bn")]
     snapshots = {}
 
     class Snapshot(tf.keras.callbacks.Callback):
@@ -94,8 +94,8 @@ def test_freeze_encoder_freezes_convs_keeps_bn_training_then_unfreezes():
 
     before = {w.name: w.numpy().copy() for w in model.weights}
     model.fit(blob_data(), epochs=2, verbose=0,
-              callbacks=[FreezeEncoder(1, encoder=encoder), Snapshot()])
-    kernel, gamma, mean = "encoder/conv/kernel:0", "encoder/bn/gamma:0", "encoder/bn/moving_mean:0"
+              callbacks=[FreezeEncoder(1), Snapshot()])
+    kernel, gamma, mean = "encoder_conv/kernel:0", "encoder_bn/gamma:0", "encoder_bn/moving_mean:0"
     np.testing.assert_array_equal(snapshots[0][kernel], before[kernel])
     assert not np.allclose(snapshots[0][gamma], before[gamma])
     assert not np.allclose(snapshots[0][mean], before[mean])

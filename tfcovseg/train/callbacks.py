@@ -102,37 +102,25 @@ class FreezeEncoder(tf.keras.callbacks.Callback):
 
     As fastai's ``freeze()``, BatchNorm layers inside the frozen encoder keep training (their
     scale/offset and running statistics) when ``keep_bn_trainable``; Keras' ``trainable=False``
-    on a BatchNorm layer would switch it to inference mode instead. ``encoder`` picks the
-    layers to freeze (default: ``tfcovseg.models.encoder_layers``). The optimizer is built over
+    on a BatchNorm layer would switch it to inference mode instead. The encoder is the model's
+    layers named ``encoder_*`` (``tfcovseg.models.encoder_layers``). The optimizer is built over
     all trainable variables first, so its state survives the unfreezing.
     """
 
-    def __init__(self, epochs: int, keep_bn_trainable: bool = True, encoder=None):
+    def __init__(self, epochs: int, keep_bn_trainable: bool = True):
         super().__init__()
         self.epochs = epochs
         self.keep_bn_trainable = keep_bn_trainable
-        self.encoder = encoder
-        self._frozen_layers = []
-
-    def _layers(self):
-        if self.encoder is not None:
-            return list(self.encoder(self.model) if callable(self.encoder) else self.encoder)
-        from tfcovseg.models import encoder_layers
-
-        return list(encoder_layers(self.model))
+        self.frozen = False
 
     def _set_frozen(self, frozen: bool):
+        from tfcovseg.models import freeze_encoder, unfreeze_encoder
+
         if frozen:
-            self._frozen_layers = [
-                layer for layer in self._layers()
-                if layer.trainable and not (
-                    self.keep_bn_trainable
-                    and isinstance(layer, tf.keras.layers.BatchNormalization))
-            ]
-        for layer in self._frozen_layers:
-            layer.trainable = not frozen
-        if not frozen:
-            self._frozen_layers = []
+            freeze_encoder(self.model, keep_bn_trainable=self.keep_bn_trainable)
+        else:
+            unfreeze_encoder(self.model)
+        self.frozen = frozen
         self.model.make_train_function(force=True)
 
     def on_train_begin(self, logs=None):
@@ -141,11 +129,11 @@ class FreezeEncoder(tf.keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         should_freeze = epoch < self.epochs
-        if should_freeze != bool(self._frozen_layers):
+        if should_freeze != self.frozen:
             self._set_frozen(should_freeze)
 
     def on_train_end(self, logs=None):
-        if self._frozen_layers:
+        if self.frozen:
             self._set_frozen(False)
 
 

@@ -1,0 +1,107 @@
+import csv
+import json
+
+import pytest
+import tensorflow as tf
+import yaml
+
+from tfcovseg.errors import TfcovsegError
+from tfcovseg.rundir import read_run_info
+from tfcovseg.train import fit
+from tfcovseg.train.run import train
+
+TINY = [
+    "stages=[{name: s1, size: [8, 32, 32], batch_size: 2, phases: "
+    "[{epochs: 1, lr: 0.01, freeze_encoder: true}, {epochs: 2, lr: 0.001}]}]",
+    "data.augment.enabled=false",
+    "tensorboard=false",
+]
+
+
+def tiny_network(config):
+    """A two-layer stand-in for the 95M-parameter U-Net, with an 'encoder_' layer to freeze."""
+    inputs = tf.keras.Input((None, None, None, 1))
+    x = tf.keras.layers.Conv3D(4, 3, padding="same", name="encoder_conv")(inputs)
+    x = tf.keras.layers.BatchNormalization(name="encoder_bn")(x)
+    x = tf.keras.layers.ReLU()(x)
+    logits = tf.keras.layers.Conv3D(config.model.classes, 1, dtype="float32", name="logits")(x)
+    return tf.keras.Model(inputs, logits)
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    monkeypatch.setattr(fit, "build_network", tiny_network)
+
+
+def history(run_dir):
+    with open(run_dir / "history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_train_writes_run_folder_that_prediction_can_read(tiny, phantom_dataset, tmp_path):
+    run_dir = train(config="demo", data=str(phantom_dataset.root), out=str(tmp_path / "run"),
+                    overrides=TINY)
+    rows = history(run_dir)
+    assert [(r["stage"], r["phase"], r["epoch"]) for r in rows] == [
+        ("s1", "1", "1"), ("s1", "2", "2"), ("s1", "2", "3")]
+    assert all(r["val_dice"] and r["val_loss"] and float(r["lr"]) > 0 for r in rows)
+    split = json.loads((run_dir / "split.json").read_text())
+    assert len(split["tuning"]) == 1 and len(split["train"]) == 3
+    info = read_run_info(run_dir)
+    assert info.input.size == (8, 32, 32) and info.input.mode == "resize"
+    assert (run_dir / info.weights).is_file()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["finished"] and summary["best_tuning_dice"]["s1"] is not None
+    env = json.loads((run_dir / "environment.json").read_text())
+    assert env["precision"] in ("mixed_bfloat16", "float32") and env["tensorflow"]
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["stages"][0]["name"] == "s1"
+    assert len(list((run_dir / "checkpoints").glob("last-*"))) == 1
+
+
+def test_resume_continues_killed_run_from_last_completed_epoch(tiny, phantom_dataset, tmp_path,
+                                                             monkeypatch):
+    out = tmp_path / "run"
+
+    class Killed(Exception):
+        pass
+
+    real_on_epoch_end = fit.EpochRecorder.on_epoch_end
+
+    def kill_after_second_epoch(self, epoch, logs=None):
+        real_on_epoch_end(self, epoch, logs)
+        if self.position.phase == 1 and epoch == 0:
+            raise Killed
+
+    monkeypatch.setattr(fit.EpochRecorder, "on_epoch_end", kill_after_second_epoch)
+    with pytest.raises(Killed):
+        train(config="demo", data=str(phantom_dataset.root), out=str(out), overrides=TINY)
+    assert len(history(out)) == 2
+    state = json.loads((out / "checkpoints" / "state.json").read_text())
+    assert (state["stage"], state["phase"], state["epoch"]) == (0, 1, 1)
+    monkeypatch.setattr(fit.EpochRecorder, "on_epoch_end", real_on_epoch_end)
+    train(resume=str(out))
+    rows = history(out)
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert json.loads((out / "summary.json").read_text())["finished"]
+
+
+def test_train_refuses_dataset_without_labels(phantom_dataset, tmp_path):
+    from tfcovseg.io.manifest import Dataset, write_dataset
+
+    root = tmp_path / "unlabelled"
+    cases = [dataclass_without_label(c, phantom_dataset.root) for c in phantom_dataset.cases]
+    write_dataset(Dataset(root=root, name="unlabelled", cases=cases))
+    with pytest.raises(TfcovsegError, match="train needs lesion labels"):
+        train(config="demo", data=str(root), out=str(tmp_path / "run"))
+
+
+def dataclass_without_label(case, root):
+    import dataclasses
+
+    return dataclasses.replace(case, image=str(root / case.image), label=None, lung=None)
+
+
+def test_unknown_config_key_is_named_with_allowed_keys(tmp_path):
+    with pytest.raises(TfcovsegError, match=r"unknown key config\.stages\[0\]\.lrate.*allowed"):
+        train(config="demo", out=str(tmp_path / "run"),
+              overrides=["stages=[{name: s, size: [8, 8, 8], batch_size: 1, lrate: 1, phases: []}]"])

@@ -1,0 +1,255 @@
+"""The staged fit of Bressem et al.: stages (input sizes) of one-cycle phases, resumable.
+
+After every epoch the run folder gets a history row, a checkpoint of the model and optimizer
+(``checkpoints/last-*``, written before ``checkpoints/state.json`` points to it, so a kill at any
+moment leaves a complete one) and, when the tuning Dice improved, the stage's best weights.
+``state.json`` says where the run is (stage, phase, completed epochs of that phase, best Dice
+per stage); a resumed run continues from there with the same one-cycle position.
+"""
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import tensorflow as tf
+
+from tfcovseg.data.pipeline3d import volume_dataset
+from tfcovseg.errors import TfcovsegError
+from tfcovseg.files import write_json, write_text
+from tfcovseg.train.callbacks import BestDiceCheckpoint, FreezeEncoder, OneCycle
+from tfcovseg.train.config import Stage, TrainConfig, pipeline_config
+from tfcovseg.train.losses import DiceCrossEntropy
+from tfcovseg.train.optimizer import FastaiAdam, base_optimizer
+
+CHECKPOINTS = "checkpoints"
+STATE_FILE = f"{CHECKPOINTS}/state.json"
+HISTORY_FILE = "history.csv"
+HISTORY_COLUMNS = ("stage", "phase", "epoch", "lr", "loss", "val_loss", "val_dice", "seconds")
+LAST_PREFIX = "last-"
+
+
+@dataclasses.dataclass
+class Position:
+    """The next epoch to train: ``epoch`` epochs of phase ``phase`` of stage ``stage`` are done."""
+
+    stage: int = 0
+    phase: int = 0
+    epoch: int = 0
+    best: dict = dataclasses.field(default_factory=dict)  # stage name -> best tuning Dice
+    checkpoint: str | None = None  # folder (relative to the run) of the last checkpoint
+
+    def done(self, config: TrainConfig) -> bool:
+        return self.stage >= len(config.stages)
+
+
+def best_weights(stage: Stage) -> str:
+    """A stage's best weights file, relative to the run folder."""
+    return f"{CHECKPOINTS}/{stage.name}.best.weights.h5"
+
+
+def read_position(run_dir) -> Position:
+    path = Path(run_dir) / STATE_FILE
+    if not path.is_file():
+        return Position()
+    try:
+        return Position(**json.loads(path.read_text()))
+    except (json.JSONDecodeError, TypeError) as err:
+        raise TfcovsegError(f"corrupt training state ({err})", path) from None
+
+
+def write_position(run_dir, position: Position) -> None:
+    write_json(Path(run_dir) / STATE_FILE, dataclasses.asdict(position))
+
+
+def stage_epoch(stage: Stage, phase: int, epoch: int) -> int:
+    """Epochs of ``stage`` done after ``epoch`` epochs of ``phase`` (history counts per stage)."""
+    return sum(p.epochs for p in stage.phases[:phase]) + epoch
+
+
+def read_history(run_dir) -> list:
+    path = Path(run_dir) / HISTORY_FILE
+    if not path.is_file():
+        return []
+    return list(csv.DictReader(io.StringIO(path.read_text())))
+
+
+def write_history(run_dir, rows: list) -> None:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(Path(run_dir) / HISTORY_FILE, text.getvalue())
+
+
+def trim_history(run_dir, config: TrainConfig, position: Position) -> None:
+    """Drop rows of epochs after ``position`` (trained, then lost with the killed process)."""
+    names = [s.name for s in config.stages]
+
+    def kept(row):
+        index = names.index(row["stage"]) if row["stage"] in names else len(names)
+        if index != position.stage:
+            return index < position.stage
+        limit = stage_epoch(config.stages[index], position.phase, position.epoch)
+        return int(row["epoch"]) <= limit
+
+    write_history(run_dir, [row for row in read_history(run_dir) if kept(row)])
+
+
+def _number(value) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.6g}"
+
+
+class EpochRecorder(tf.keras.callbacks.Callback):
+    """Per epoch: history row, model+optimizer checkpoint, then the state pointing to it."""
+
+    def __init__(self, run_dir, config: TrainConfig, position: Position,
+                 best: BestDiceCheckpoint, chief: bool = True):
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.config = config
+        self.position = position
+        self.best = best
+        self.chief = chief
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        position = self.position
+        stage = self.config.stages[position.stage]
+        row = {"stage": stage.name, "phase": position.phase + 1,
+               "epoch": stage_epoch(stage, position.phase, epoch + 1),
+               "seconds": f"{time.time() - self._started:.1f}"}
+        row.update({k: _number(logs.get(k)) for k in ("lr", "loss", "val_loss", "val_dice")})
+        folder = f"{CHECKPOINTS}/{LAST_PREFIX}{stage.name}-p{position.phase + 1}-e{epoch + 1}"
+        self.save_checkpoint(folder)
+        if self.best.best is not None:
+            position.best[stage.name] = self.best.best
+        position.epoch, previous, position.checkpoint = epoch + 1, position.checkpoint, folder
+        if self.chief:
+            write_history(self.run_dir, read_history(self.run_dir) + [row])
+            write_position(self.run_dir, position)
+            if previous and previous != folder:
+                shutil.rmtree(self.run_dir / previous, ignore_errors=True)
+        print(f"{stage.name} epoch {row['epoch']}: loss {row['loss']}, tuning loss "
+              f"{row['val_loss']}, tuning Dice {row['val_dice']} ({row['seconds']} s)", flush=True)
+
+    def save_checkpoint(self, folder: str) -> None:
+        # Workers other than the chief must take part in saving too; their copy is thrown away.
+        target = self.run_dir / folder if self.chief else Path(self.run_dir) / ".worker-tmp"
+        checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.model.optimizer)
+        checkpoint.write(str(target / "ckpt"))
+        if not self.chief:
+            shutil.rmtree(target, ignore_errors=True)
+
+
+def restore_checkpoint(model, run_dir, folder: str) -> None:
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    prefix = Path(run_dir) / folder / "ckpt"
+    try:
+        checkpoint.read(str(prefix)).assert_existing_objects_matched()
+    except (tf.errors.NotFoundError, AssertionError, ValueError) as err:
+        raise TfcovsegError(f"cannot restore the last checkpoint ({err})", prefix) from None
+
+
+def build_network(config: TrainConfig):
+    """The configured U-Net (uncompiled)."""
+    from tfcovseg.models import unet3d
+
+    return unet3d(**model_kwargs(config))
+
+
+def build_model(config: TrainConfig, strategy):
+    """The network compiled with fastai's Adam and Dice + CE; optimizer built over all weights."""
+    with strategy.scope():
+        model = build_network(config)
+        model.compile(
+            optimizer=FastaiAdam(),
+            loss=DiceCrossEntropy(config.loss.dice, config.loss.dice_weight, config.loss.ce_weight),
+        )
+        base_optimizer(model.optimizer).build(model.trainable_variables)
+    return model
+
+
+def model_kwargs(config: TrainConfig) -> dict:
+    return dataclasses.asdict(config.model)
+
+
+def stage_data(dataset, split: dict, config: TrainConfig, stage: Stage, seed: int):
+    """``(train, tuning, steps per epoch)`` for a stage; ``train`` repeats forever."""
+    pipeline = pipeline_config(config.data, stage)
+    train_cases = [dataset.case(i) for i in split["train"]]
+    tuning_cases = [dataset.case(i) for i in split["tuning"]]
+    train = volume_dataset(dataset, train_cases, pipeline, batch_size=stage.batch_size,
+                           training=True, seed=seed)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    train = train.repeat().with_options(options)
+    tuning = volume_dataset(dataset, tuning_cases, pipeline, batch_size=stage.batch_size,
+                            training=False, seed=seed)
+    samples = len(train_cases) * (config.data.patches_per_volume if stage.mode == "patch" else 1)
+    return train, tuning, math.ceil(samples / stage.batch_size)
+
+
+def fit_stages(config: TrainConfig, dataset, split: dict, run_dir, strategy, position: Position,
+               chief: bool = True, on_stage_start=None) -> Position:
+    """Train every stage from ``position`` on; returns the final position.
+
+    ``on_stage_start(stage)`` runs before a stage trains (the run writes run.json there).
+    """
+    run_dir = Path(run_dir)
+    while not position.done(config):
+        stage = config.stages[position.stage]
+        if on_stage_start is not None:
+            on_stage_start(stage)
+        model = build_model(config, strategy)
+        if position.checkpoint and (position.phase or position.epoch):
+            restore_checkpoint(model, run_dir, position.checkpoint)
+            if not position.epoch:  # a finished phase ended on its best weights
+                model.load_weights(str(run_dir / best_weights(stage)))
+        elif position.stage > 0:
+            previous = config.stages[position.stage - 1]
+            model.load_weights(str(run_dir / best_weights(previous)))
+        fit_phases(model, config, stage, dataset, split, run_dir, position, chief)
+        position = dataclasses.replace(position, stage=position.stage + 1, phase=0, epoch=0)
+        if chief:
+            write_position(run_dir, position)
+        tf.keras.backend.clear_session()
+    return position
+
+
+def fit_phases(model, config: TrainConfig, stage: Stage, dataset, split, run_dir,
+               position: Position, chief: bool) -> None:
+    train, tuning, steps = stage_data(dataset, split, config, stage, config.seed + position.stage)
+    loss = DiceCrossEntropy(config.loss.dice, config.loss.dice_weight, config.loss.ce_weight)
+    while position.phase < len(stage.phases):
+        phase = stage.phases[position.phase]
+        best = BestDiceCheckpoint(tuning, run_dir / best_weights(stage), loss=loss,
+                                  best=position.best.get(stage.name), verbose=False)
+        callbacks = [
+            OneCycle(phase.lr, phase.epochs * steps, weight_decay=phase.weight_decay,
+                     **dataclasses.asdict(config.one_cycle)),
+            best,
+            EpochRecorder(run_dir, config, position, best, chief),
+        ]
+        if phase.freeze_encoder:
+            callbacks.insert(1, FreezeEncoder(phase.epochs))
+        if config.tensorboard and chief:
+            callbacks.append(tf.keras.callbacks.TensorBoard(
+                str(run_dir / "tensorboard" / stage.name), update_freq="epoch"))
+        print(f"{stage.name}, phase {position.phase + 1}/{len(stage.phases)}: {phase.epochs} "
+              f"epochs at lr {phase.lr:g}{' (encoder frozen)' if phase.freeze_encoder else ''}, "
+              f"{steps} steps of batch {stage.batch_size} at {stage.mode} {list(stage.size)}",
+              flush=True)
+        model.fit(train, epochs=phase.epochs, initial_epoch=position.epoch, steps_per_epoch=steps,
+                  callbacks=callbacks, verbose=1 if chief else 0)
+        position.phase, position.epoch = position.phase + 1, 0
+        if chief:
+            write_position(run_dir, position)

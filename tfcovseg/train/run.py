@@ -1,0 +1,232 @@
+"""``tfcovseg train``: a config and a dataset in, a run folder out.
+
+The run folder::
+
+    config.yaml        the resolved config (what --resume reads back)
+    environment.json   versions, git revision, device, precision, strategy
+    split.json         the seeded train/tuning split (case ids)
+    history.csv        stage, phase, epoch, lr, loss, val_loss, val_dice, seconds
+    checkpoints/       <stage>.best.weights.h5, last-*/ (model + optimizer), state.json
+    tensorboard/       TensorBoard logs per stage
+    summary.json       best tuning Dice per stage, wall time
+    run.json           what predict/evaluate/export load (tfcovseg.rundir)
+"""
+
+import dataclasses
+import datetime
+import json
+import math
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+import tfcovseg
+from tfcovseg.config import config_path, load_config, to_dict
+from tfcovseg.errors import TfcovsegError
+from tfcovseg.files import write_json, write_text
+from tfcovseg.io.manifest import MANIFEST, load_dataset
+from tfcovseg.rundir import InputSpec, RunInfo, write_run_info
+from tfcovseg.train.config import DataConfig, TrainConfig
+from tfcovseg.train.fit import (
+    Position,
+    best_weights,
+    fit_stages,
+    model_kwargs,
+    read_position,
+    trim_history,
+)
+
+CONFIG_FILE = "config.yaml"
+SPLIT_FILE = "split.json"
+SUMMARY_FILE = "summary.json"
+ENVIRONMENT_FILE = "environment.json"
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
+def train(config="demo", data=None, out=None, resume=None, strategy=None, overrides=()) -> Path:
+    """Train as ``config`` says (a name in configs/ or a YAML path); returns the run folder.
+
+    ``data`` replaces ``data.dataset``; ``strategy`` replaces ``strategy``; ``overrides`` are
+    ``key.sub=value`` strings. ``resume`` continues the run in that folder from its last
+    completed epoch, with the config stored there (overrides still apply).
+    """
+    if resume:
+        run_dir = Path(resume)
+        if not (run_dir / CONFIG_FILE).is_file():
+            raise TfcovsegError(f"cannot resume: no {CONFIG_FILE} (not a training run)", run_dir)
+        cfg = load_config(TrainConfig, run_dir / CONFIG_FILE, overrides)
+    else:
+        path = config_path(config)
+        cfg = load_config(TrainConfig, path, overrides)
+        run_dir = Path(out or cfg.out or default_run_dir(path.stem))
+        if (run_dir / CONFIG_FILE).exists():
+            raise TfcovsegError("already holds a training run: use --resume or another --out",
+                                run_dir)
+    if data:
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset=str(data)))
+    if strategy:
+        cfg = dataclasses.replace(cfg, strategy=strategy)
+    return run_training(cfg, run_dir, resume=bool(resume))
+
+
+def run_training(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
+    from tfcovseg.train.precision import set_precision
+    from tfcovseg.train.strategy import is_chief, make_strategy, resolve_strategy_name
+
+    started = time.time()
+    strategy_name = resolve_strategy_name(cfg.strategy)
+    strategy = make_strategy(strategy_name)  # before other TensorFlow work (multiworker)
+    chief = is_chief(strategy)
+    precision = set_precision(cfg.precision)
+    dataset = training_dataset(cfg.data)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    split = read_split(run_dir) if resume else make_split(dataset, cfg.data)
+    position = read_position(run_dir) if resume else Position()
+    if chief:
+        write_text(run_dir / CONFIG_FILE, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        write_json(run_dir / ENVIRONMENT_FILE,
+                   environment(precision, strategy_name, strategy.num_replicas_in_sync))
+        write_json(run_dir / SPLIT_FILE, split)
+        if resume:
+            trim_history(run_dir, cfg, position)
+    print(f"training {len(split['train'])} cases, tuning on {len(split['tuning'])}, from "
+          f"{dataset.root}; precision {precision}; strategy {strategy_name}; run folder {run_dir}",
+          flush=True)
+
+    def on_stage_start(stage):
+        if chief:
+            spec = InputSpec(mode=stage.mode, size=stage.size if stage.mode == "resize"
+                             else stage.patch_size, intensity=cfg.data.intensity)
+            write_run_info(run_dir, RunInfo(model=model_kwargs(cfg), input=spec,
+                                            weights=best_weights(stage)))
+
+    position = fit_stages(cfg, dataset, split, run_dir, strategy, position, chief, on_stage_start)
+    if chief:
+        summary = write_summary(run_dir, cfg, position, time.time() - started)
+        print(next_steps(run_dir, cfg, dataset, summary))
+    return run_dir
+
+
+def default_run_dir(name: str) -> Path:
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{name}-{stamp}"
+
+
+def training_dataset(data: DataConfig):
+    """The configured dataset (phantoms made on first use), refused unless it has labels."""
+    if data.dataset:
+        dataset = load_dataset(data.dataset)
+    elif data.synth is not None:
+        dataset = synthetic_dataset(data.synth)
+    else:
+        raise TfcovsegError("the config names no data: give --data DATASET or set data.synth")
+    labelled = dataset.labelled
+    if len(labelled) < 2:
+        raise TfcovsegError(
+            f"train needs lesion labels for at least 2 cases (train + tuning); {len(labelled)} of "
+            f"{len(dataset.cases)} cases have a 'label' file", dataset.root / MANIFEST)
+    return dataclasses.replace(dataset, cases=labelled)
+
+
+def synthetic_dataset(synth):
+    """Phantoms in ``synth.cache_dir``, one folder per setting, generated when missing."""
+    from tfcovseg.io.phantoms import synthesize_dataset
+
+    shape = "x".join(str(s) for s in synth.shape)
+    spacing = "x".join(f"{s:g}" for s in synth.spacing)
+    folder = Path(synth.cache_dir) / f"{synth.cases}-{shape}-{spacing}mm-seed{synth.seed}"
+    if (folder / MANIFEST).is_file():
+        return load_dataset(folder)
+    print(f"writing {synth.cases} phantoms to {folder}", flush=True)
+    return synthesize_dataset(folder, cases=synth.cases, seed=synth.seed, shape=synth.shape,
+                              spacing=synth.spacing)
+
+
+def make_split(dataset, data: DataConfig) -> dict:
+    """fastai ``RandomSplitter``-like: floor(fraction x n) tuning cases (at least 1), seeded."""
+    ids = [case.id for case in dataset.cases]
+    order = np.random.default_rng(data.split_seed).permutation(len(ids))
+    tuning_count = max(1, math.floor(data.tuning_fraction * len(ids)))
+    tuning = sorted(ids[i] for i in order[:tuning_count])
+    return {"seed": data.split_seed, "train": [i for i in ids if i not in tuning], "tuning": tuning}
+
+
+def read_split(run_dir: Path) -> dict:
+    path = run_dir / SPLIT_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise TfcovsegError(f"cannot read the run's train/tuning split ({err})", path) from None
+
+
+def environment(precision: str, strategy: str, replicas: int) -> dict:
+    import tensorflow as tf
+
+    return {
+        "tfcovseg": tfcovseg.__version__,
+        "git_revision": git_revision(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "tf_keras": tf.keras.__version__ if hasattr(tf.keras, "__version__") else None,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "host": platform.node(),
+        "cpu": cpu_name(),
+        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+        "precision": precision,
+        "strategy": strategy,
+        "replicas": replicas,
+        "command": sys.argv,
+    }
+
+
+def git_revision() -> str | None:
+    try:
+        result = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"],
+                                capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() or None
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def write_summary(run_dir: Path, cfg: TrainConfig, position: Position, seconds: float) -> dict:
+    previous = {}
+    if (run_dir / SUMMARY_FILE).is_file():
+        previous = json.loads((run_dir / SUMMARY_FILE).read_text())
+    last = cfg.stages[-1]
+    summary = {
+        "best_tuning_dice": {s.name: position.best.get(s.name) for s in cfg.stages},
+        "wall_seconds": round(previous.get("wall_seconds", 0.0) + seconds, 1),
+        "finished": position.done(cfg),
+        "weights": best_weights(last),
+    }
+    write_json(run_dir / SUMMARY_FILE, summary)
+    return summary
+
+
+def next_steps(run_dir: Path, cfg: TrainConfig, dataset, summary: dict) -> str:
+    dice = summary["best_tuning_dice"][cfg.stages[-1].name]
+    example = dataset.path(dataset.cases[0].image)
+    return "\n".join([
+        f"\nModel: {run_dir} (best tuning Dice {dice:.3f}; weights {summary['weights']}; "
+        f"{summary['wall_seconds'] / 60:.1f} min)",
+        "Next:",
+        f"  tfcovseg evaluate --model {run_dir} --data {dataset.root}",
+        f"  tfcovseg predict --model {run_dir} {example}",
+        f"  tfcovseg export --model {run_dir} --out {run_dir}/export",
+    ])
