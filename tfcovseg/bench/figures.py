@@ -18,6 +18,7 @@ from scipy.stats import gaussian_kde  # noqa: E402
 from skimage.measure import marching_cubes  # noqa: E402
 
 from tfcovseg.bench import store  # noqa: E402
+from tfcovseg.bench.config import ARCHS, EXPERIMENTS, INITS  # noqa: E402
 
 DPI = 120
 KDE_GRID = 100  # points per axis of the density image behind Fig. 4 (as the authors)
@@ -26,6 +27,7 @@ FILTER_GRID = 8  # Fig. 8 shows the first 8 x 8 filters, as the authors
 FILTER_RANGE = 0.4  # grey-scale limits of the filter images (the authors' vmin/vmax)
 IMAGE_RANGE = (-1.5, 1.5)  # display window of normalised CT (the authors' vmin/vmax)
 MARCHING_LEVEL = 0.5
+PAPER_ORDER = {"arch": ARCHS, "init": INITS, "experiment": EXPERIMENTS}
 
 
 def _save(fig, path: Path) -> None:
@@ -34,10 +36,13 @@ def _save(fig, path: Path) -> None:
 
 
 def _by(results, key):
+    """Results grouped by a cell key, in the paper's order (then alphabetical)."""
     groups = defaultdict(list)
     for r in results:
         groups[r["cell"][key]].append(r)
-    return dict(sorted(groups.items()))
+    order = PAPER_ORDER.get(key, ())
+    return {k: groups[k] for k in [*[k for k in order if k in groups],
+                                   *sorted(set(groups) - set(order))]}
 
 
 def _dice(r) -> float:
@@ -198,7 +203,10 @@ def fig8_filters(results, bench_dir, out: Path) -> list[str]:
     complete = [p for p in pairs.values() if len(p) == 2]
     if not complete:
         return ["fig8: no encoder finished with both random and ImageNet initialisation"]
-    chosen = complete[0]
+    # the authors show Unet with the encoder of Fig. 7 (resnet18)
+    shown = results[0]["config"]["evaluation"]["volume_encoder"]
+    chosen = min(complete, key=lambda p: (p["random"]["cell"]["arch"] != "unet",
+                                          p["random"]["cell"]["encoder"] != shown))
     fig, axes = plt.subplots(2, 2, figsize=(8, 8))
     for row, init in enumerate(("random", "imagenet")):
         arrays = store.read_arrays(bench_dir, chosen[init]["id"])
