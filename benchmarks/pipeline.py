@@ -37,8 +37,9 @@ def settings():
         return volume_dataset(ds, ds.cases, cfg, batch_size=2, training=True)
 
     def slices(ds, cache):
-        return slice_dataset(ds, ds.cases, Pipeline2D(cache=cache), experiment="lesions",
-                             batch_size=2, training=True)
+        return slice_dataset(
+            ds, ds.cases, Pipeline2D(cache=cache), experiment="lesions", batch_size=2, training=True
+        )
 
     return [
         ("3D stage 1: resize 18x112x112, batch 6", "small", stage((18, 112, 112), 6)),
@@ -73,15 +74,19 @@ def main():
             "large": synthesize_dataset(Path(tmp) / "large", cases=args.cases, shape=large),
         }
         shapes = {"small": SMALL_PHANTOM, "large": large}
-        print("| setting | phantoms | cache | batches/pass | first pass (batches/s) "
-              "| later passes (batches/s) |")
+        print(
+            "| setting | phantoms | cache | batches/pass | first pass (batches/s) "
+            "| later passes (batches/s) |"
+        )
         print("|---|---|---|---|---|---|")
         for name, which, build in settings():
             for cache in (False, True):
                 first, later, batches = passes_per_second(build(data[which], cache), args.passes)
                 phantom = f"{args.cases} x {'x'.join(map(str, shapes[which]))}"
-                print(f"| {name} | {phantom} | {cache} | {batches} | {first:.2f} | {later:.2f} |",
-                      flush=True)
+                print(
+                    f"| {name} | {phantom} | {cache} | {batches} | {first:.2f} | {later:.2f} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""resize_linear / resize_nearest against NumPy versions of PyTorch's formulas (and torch itself)."""
+"""resize_linear / resize_nearest against NumPy versions of PyTorch's formulas and torch."""
 
 import numpy as np
 import pytest
@@ -62,7 +62,9 @@ def test_resize_matches_torch_interpolate(shape, size):
     linear = torch.nn.functional.interpolate(
         torch.from_numpy(x), size=size, mode="trilinear", align_corners=True
     ).numpy()
-    nearest = torch.nn.functional.interpolate(torch.from_numpy(x), size=size, mode="nearest").numpy()
+    nearest = torch.nn.functional.interpolate(
+        torch.from_numpy(x), size=size, mode="nearest"
+    ).numpy()
     np.testing.assert_allclose(
         resize_linear(channels_last, size).numpy(), np.moveaxis(linear, 1, -1), atol=1e-5
     )

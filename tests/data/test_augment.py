@@ -101,7 +101,10 @@ def test_intensity_augmentation_leaves_label_and_geometry_alone(name):
 
 @pytest.mark.parametrize("name", ["brightness", "contrast"])
 def test_brightness_and_contrast_stay_in_the_original_range(name):
-    pair = (np.linspace(0, 1, np.prod(SHAPE), dtype=np.float32).reshape(*SHAPE, 1), marker_pair()[1])
+    pair = (
+        np.linspace(0, 1, np.prod(SHAPE), dtype=np.float32).reshape(*SHAPE, 1),
+        marker_pair()[1],
+    )
     for seed in range(5):
         image, _ = run(only(name), seed=(seed, 3), pair=pair)
         assert image.min() >= 0.0 and image.max() <= 1.0

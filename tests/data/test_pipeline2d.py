@@ -16,7 +16,10 @@ SMALL = Pipeline2D(size=(32, 32))
 
 
 def volumes(dataset, case):
-    return {key: read_volume(dataset.path(getattr(case, key))).array for key in ("image", "label", "lung")}
+    return {
+        key: read_volume(dataset.path(getattr(case, key))).array
+        for key in ("image", "label", "lung")
+    }
 
 
 def native(dataset, case):
@@ -32,8 +35,15 @@ def stack(ds):
 
 @pytest.mark.parametrize("experiment", ["lungs", "lesions", "lesions_in_lungs"])
 def test_slices_are_batched_at_the_configured_size(phantom_dataset, experiment):
-    ds = slice_dataset(phantom_dataset, phantom_dataset.cases[:2], SMALL, experiment=experiment,
-                       batch_size=5, training=True, seed=0)
+    ds = slice_dataset(
+        phantom_dataset,
+        phantom_dataset.cases[:2],
+        SMALL,
+        experiment=experiment,
+        batch_size=5,
+        training=True,
+        seed=0,
+    )
     batches = list(ds)
     total = count_slices(phantom_dataset, phantom_dataset.cases[:2], experiment=experiment)
     assert sum(int(i.shape[0]) for i, _ in batches) == total
@@ -57,17 +67,29 @@ def test_lungs_and_lesions_targets_and_normalisation(marker_dataset):
 def test_lesions_in_lungs_masks_the_normalised_input(marker_dataset):
     case = marker_dataset.cases[1]
     arrays = volumes(marker_dataset, case)
-    image, lesions = stack(case_slices(marker_dataset, case, native(marker_dataset, case),
-                                       experiment="lesions_in_lungs"))
+    image, lesions = stack(
+        case_slices(
+            marker_dataset, case, native(marker_dataset, case), experiment="lesions_in_lungs"
+        )
+    )
     lung = arrays["lung"] > 0
-    np.testing.assert_allclose(image, np.where(lung, (arrays["image"] + 500.0) / 500.0, 0.0), atol=1e-6)
+    np.testing.assert_allclose(
+        image, np.where(lung, (arrays["image"] + 500.0) / 500.0, 0.0), atol=1e-6
+    )
     np.testing.assert_array_equal(lesions, arrays["label"])
 
 
 def test_only_positive_keeps_slices_with_target_and_count_agrees(marker_dataset):
     cases = marker_dataset.cases
-    ds = slice_dataset(marker_dataset, cases, SMALL, experiment="lesions", batch_size=4,
-                       training=False, only_positive=True)
+    ds = slice_dataset(
+        marker_dataset,
+        cases,
+        SMALL,
+        experiment="lesions",
+        batch_size=4,
+        training=False,
+        only_positive=True,
+    )
     _, masks = stack(ds)
     expected = count_slices(marker_dataset, cases, experiment="lesions", only_positive=True)
     assert len(masks) == expected == 3 * len(cases)  # each marker spans 3 slices
@@ -76,8 +98,15 @@ def test_only_positive_keeps_slices_with_target_and_count_agrees(marker_dataset)
 
 def test_training_is_deterministic_per_seed(phantom_dataset):
     def first_batch(seed):
-        ds = slice_dataset(phantom_dataset, phantom_dataset.cases[:1], SMALL, experiment="lesions",
-                           batch_size=4, training=True, seed=seed)
+        ds = slice_dataset(
+            phantom_dataset,
+            phantom_dataset.cases[:1],
+            SMALL,
+            experiment="lesions",
+            batch_size=4,
+            training=True,
+            seed=seed,
+        )
         return next(iter(ds))[0].numpy()
 
     np.testing.assert_array_equal(first_batch(1), first_batch(1))
@@ -88,8 +117,9 @@ def test_augmented_marker_stays_on_its_mask():
     mask = np.zeros((40, 40, 1), np.float32)
     mask[8:20, 12:30] = 1.0
     for seed in range(6):
-        image, out = augment2d(tf.constant(mask), tf.constant(mask), tf.constant([seed, 5], tf.int64),
-                               Augment2D())
+        image, out = augment2d(
+            tf.constant(mask), tf.constant(mask), tf.constant([seed, 5], tf.int64), Augment2D()
+        )
         image, out = image.numpy() > 0.5, out.numpy() > 0.5
         assert 2 * (image & out).sum() / (image.sum() + out.sum()) > 0.9
 
@@ -97,7 +127,9 @@ def test_augmented_marker_stays_on_its_mask():
 def test_half_turn_without_scaling_is_a_point_mirror():
     x = tf.constant(np.random.default_rng(0).normal(size=(9, 12, 1)).astype(np.float32))
     transform = rotation_scale_transform(tf.shape(x)[:2], tf.constant(np.pi), tf.constant(1.0))
-    np.testing.assert_allclose(warp(x, transform, "BILINEAR").numpy(), x.numpy()[::-1, ::-1], atol=1e-4)
+    np.testing.assert_allclose(
+        warp(x, transform, "BILINEAR").numpy(), x.numpy()[::-1, ::-1], atol=1e-4
+    )
 
 
 def test_shrinking_pads_with_zero():
@@ -109,6 +141,8 @@ def test_shrinking_pads_with_zero():
 
 def test_unknown_experiment_and_bad_augment_config_are_errors(phantom_dataset):
     with pytest.raises(ValueError, match="experiment must be one of"):
-        slice_dataset(phantom_dataset, phantom_dataset.cases, SMALL, experiment="vessels", training=False)
+        slice_dataset(
+            phantom_dataset, phantom_dataset.cases, SMALL, experiment="vessels", training=False
+        )
     with pytest.raises(TfcovsegError, match="scale"):
         from_dict(Pipeline2D, {"augment": {"scale": [0.0, 1.0]}}, "data")

@@ -25,8 +25,11 @@ def collect(ds):
 
 def test_resize_mode_yields_paper_layout_batches(phantom_dataset):
     cfg = Pipeline3D(size=SIZE)
-    batches = collect(volume_dataset(phantom_dataset, phantom_dataset.cases, cfg, batch_size=3,
-                                     training=True, seed=0))
+    batches = collect(
+        volume_dataset(
+            phantom_dataset, phantom_dataset.cases, cfg, batch_size=3, training=True, seed=0
+        )
+    )
     assert [b[0].shape for b in batches] == [(3, *SIZE, 1), (1, *SIZE, 1)]
     for image, label in batches:
         assert image.dtype == np.float32 and label.dtype == np.int32
@@ -35,8 +38,9 @@ def test_resize_mode_yields_paper_layout_batches(phantom_dataset):
 
 def test_validation_order_follows_cases_and_scales_each_volume_to_unit_range(phantom_dataset):
     cases = phantom_dataset.cases[::-1]
-    ds = volume_dataset(phantom_dataset, cases, Pipeline3D(size=SIZE), batch_size=2,
-                        training=False, with_ids=True)
+    ds = volume_dataset(
+        phantom_dataset, cases, Pipeline3D(size=SIZE), batch_size=2, training=False, with_ids=True
+    )
     batches = collect(ds)
     ids = [i.decode() for b in batches for i in b[2]]
     assert ids == [c.id for c in cases]
@@ -48,7 +52,9 @@ def test_validation_order_follows_cases_and_scales_each_volume_to_unit_range(pha
 def test_resize_mode_is_trilinear_resize_then_min_max(phantom_dataset):
     case = phantom_dataset.cases[0]
     cfg = Pipeline3D(size=SIZE, intensity=Intensity(clip=(-1000.0, 200.0)))
-    image, _ = next(iter(volume_dataset(phantom_dataset, [case], cfg, batch_size=1, training=False)))
+    image, _ = next(
+        iter(volume_dataset(phantom_dataset, [case], cfg, batch_size=1, training=False))
+    )
     hu = read_volume(phantom_dataset.path(case.image)).array
     resized = np.clip(resize_linear(hu[..., None], SIZE).numpy(), -1000.0, 200.0)
     expected = (resized - resized.min()) / (resized.max() - resized.min())
@@ -59,8 +65,9 @@ def test_same_seed_gives_same_epochs_and_epochs_differ(phantom_dataset):
     cfg = Pipeline3D(size=SIZE)
 
     def build(seed):
-        return volume_dataset(phantom_dataset, phantom_dataset.cases, cfg, batch_size=4,
-                              training=True, seed=seed)
+        return volume_dataset(
+            phantom_dataset, phantom_dataset.cases, cfg, batch_size=4, training=True, seed=seed
+        )
 
     first, second = build(3), build(3)
     epoch1, epoch2 = collect(first), collect(first)
@@ -72,8 +79,12 @@ def test_same_seed_gives_same_epochs_and_epochs_differ(phantom_dataset):
 def test_cache_gives_the_same_validation_batches(phantom_dataset):
     plain = Pipeline3D(size=SIZE)
     cached = dataclasses.replace(plain, cache=True)
-    a = collect(volume_dataset(phantom_dataset, phantom_dataset.cases, plain, batch_size=2, training=False))
-    ds = volume_dataset(phantom_dataset, phantom_dataset.cases, cached, batch_size=2, training=False)
+    a = collect(
+        volume_dataset(phantom_dataset, phantom_dataset.cases, plain, batch_size=2, training=False)
+    )
+    ds = volume_dataset(
+        phantom_dataset, phantom_dataset.cases, cached, batch_size=2, training=False
+    )
     for b in (collect(ds), collect(ds)):
         for x, y in zip(a, b):
             np.testing.assert_array_equal(x[0], y[0])
@@ -82,19 +93,28 @@ def test_cache_gives_the_same_validation_batches(phantom_dataset):
 def test_augmented_markers_stay_on_their_labels(marker_dataset):
     cfg = Pipeline3D(size=(8, 24, 24), augment=GEOMETRY_ONLY)
     for seed in range(2):
-        for image, label in volume_dataset(marker_dataset, marker_dataset.cases, cfg, batch_size=3,
-                                           training=True, seed=seed):
+        for image, label in volume_dataset(
+            marker_dataset, marker_dataset.cases, cfg, batch_size=3, training=True, seed=seed
+        ):
             marker = image.numpy() > 0.9  # the marker is the brightest tissue
             lesion = label.numpy() > 0
             assert 2 * (marker & lesion).sum() / (marker.sum() + lesion.sum()) > 0.8
 
 
 def test_patches_centred_on_lesions_contain_lesion(phantom_dataset):
-    with_lesions = [c for c in phantom_dataset.cases if read_volume(phantom_dataset.path(c.label)).array.any()]
-    cfg = Pipeline3D(mode="patch", patch_size=(8, 16, 16), lesion_fraction=1.0, patches_per_volume=3,
-                     augment=Augment3D(enabled=False))
-    batches = collect(volume_dataset(phantom_dataset, with_lesions, cfg, batch_size=4,
-                                     training=True, seed=0))
+    with_lesions = [
+        c for c in phantom_dataset.cases if read_volume(phantom_dataset.path(c.label)).array.any()
+    ]
+    cfg = Pipeline3D(
+        mode="patch",
+        patch_size=(8, 16, 16),
+        lesion_fraction=1.0,
+        patches_per_volume=3,
+        augment=Augment3D(enabled=False),
+    )
+    batches = collect(
+        volume_dataset(phantom_dataset, with_lesions, cfg, batch_size=4, training=True, seed=0)
+    )
     labels = np.concatenate([b[1] for b in batches])
     assert labels.shape == (3 * len(with_lesions), 8, 16, 16, 1)
     assert all(patch.any() for patch in labels)
@@ -102,8 +122,13 @@ def test_patches_centred_on_lesions_contain_lesion(phantom_dataset):
 
 def test_patches_larger_than_the_volume_are_padded(marker_dataset):
     cfg = Pipeline3D(mode="patch", patch_size=(16, 32, 32), lesion_fraction=0.0)
-    image, label = next(iter(volume_dataset(marker_dataset, marker_dataset.cases, cfg, batch_size=3,
-                                            training=True, seed=0)))
+    image, label = next(
+        iter(
+            volume_dataset(
+                marker_dataset, marker_dataset.cases, cfg, batch_size=3, training=True, seed=0
+            )
+        )
+    )
     assert image.shape == (3, 16, 32, 32, 1) and label.shape == (3, 16, 32, 32, 1)
     assert label.numpy().sum() > 0  # the whole volume fits, so every marker is inside
 
@@ -123,7 +148,9 @@ def test_case_without_label_is_a_clear_error(phantom_dataset):
 def test_label_shape_mismatch_names_the_file(phantom_dataset, marker_dataset):
     image_case = phantom_dataset.cases[0]
     foreign_label = marker_dataset.path(marker_dataset.cases[0].label)
-    case = Case(id="mixed", image=str(phantom_dataset.path(image_case.image)), label=str(foreign_label))
+    case = Case(
+        id="mixed", image=str(phantom_dataset.path(image_case.image)), label=str(foreign_label)
+    )
     dataset = Dataset(root=phantom_dataset.root.parent, name="mixed", cases=[case])
     with pytest.raises(TfcovsegError, match="differs from the image shape") as err:
         volume_dataset(dataset, [case], Pipeline3D(), batch_size=1, training=False)
@@ -131,16 +158,34 @@ def test_label_shape_mismatch_names_the_file(phantom_dataset, marker_dataset):
 
 
 def test_pipeline_config_from_yaml_mapping():
-    cfg = from_dict(Pipeline3D, {"mode": "patch", "patch_size": [8, 16, 16],
-                                 "augment": {"rotation": 0.5}}, "data")
+    cfg = from_dict(
+        Pipeline3D,
+        {"mode": "patch", "patch_size": [8, 16, 16], "augment": {"rotation": 0.5}},
+        "data",
+    )
     assert cfg.patch_size == (8, 16, 16) and cfg.augment.rotation == 0.5
     with pytest.raises(TfcovsegError, match="allowed values"):
         from_dict(Pipeline3D, {"mode": "slices"}, "data")
 
 
 def test_element_spec_is_static_for_keras(phantom_dataset):
-    ds = volume_dataset(phantom_dataset, phantom_dataset.cases, Pipeline3D(size=SIZE), batch_size=2,
-                        training=True)
+    ds = volume_dataset(
+        phantom_dataset, phantom_dataset.cases, Pipeline3D(size=SIZE), batch_size=2, training=True
+    )
     image_spec, label_spec = ds.element_spec
     assert image_spec.shape.as_list() == [None, *SIZE, 1] and image_spec.dtype == tf.float32
     assert label_spec.shape.as_list() == [None, *SIZE, 1] and label_spec.dtype == tf.int32
+
+
+def test_repeat_reshuffles_and_redraws_every_pass(phantom_dataset):
+    cfg = Pipeline3D(size=SIZE, augment=dataclasses.replace(Augment3D(), noise=1.0))
+    cases = phantom_dataset.cases
+    ds = volume_dataset(
+        phantom_dataset, cases, cfg, batch_size=len(cases), training=True, with_ids=True
+    )
+    passes = collect(ds.repeat(4))
+    orders = [tuple(ids) for _, _, ids in passes]
+    assert len(set(orders)) > 1
+    first = dict(zip(passes[0][2], passes[0][0]))
+    second = dict(zip(passes[1][2], passes[1][0]))
+    assert not any(np.array_equal(first[i], second[i]) for i in first)

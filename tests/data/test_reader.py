@@ -48,8 +48,9 @@ def test_corrupt_voxel_data_surfaces_as_one_error_naming_the_file(marker_dataset
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])  # header intact, voxel data cut short
     dataset = load_dataset(root)
-    batches = volume_dataset(dataset, dataset.cases, Pipeline3D(size=(4, 8, 8)), batch_size=1,
-                             training=False)
+    batches = volume_dataset(
+        dataset, dataset.cases, Pipeline3D(size=(4, 8, 8)), batch_size=1, training=False
+    )
     with pytest.raises(TfcovsegError, match="truncated or corrupt") as err, read_errors():
         list(batches)
     assert str(path) in str(err.value)

@@ -85,7 +85,9 @@ def augment3d(image, label, seed, cfg: Augment3D):
     )
     image = tf.cond(
         _coin(seeds[5], cfg.noise),
-        lambda: image * (1.0 + _uniform(seeds[5], cfg.noise_range) * _normal(seeds[5], tf.shape(image))),
+        lambda: (
+            image * (1.0 + _uniform(seeds[5], cfg.noise_range) * _normal(seeds[5], tf.shape(image)))
+        ),
         lambda: image,
     )
     return image, label
@@ -152,7 +154,9 @@ def rotation_matrix(axis, angle):
     about_d = [[one, zero, zero], [zero, c, -s], [zero, s, c]]
     about_h = [[c, zero, -s], [zero, one, zero], [s, zero, c]]
     about_w = [[c, -s, zero], [s, c, zero], [zero, zero, one]]
-    matrices = tf.stack([tf.stack([tf.stack(row) for row in m]) for m in (about_d, about_h, about_w)])
+    matrices = tf.stack(
+        [tf.stack([tf.stack(row) for row in m]) for m in (about_d, about_h, about_w)]
+    )
     return tf.gather(matrices, axis)
 
 
@@ -164,9 +168,7 @@ def random_perspective(shape, seed, cfg: Augment3D):
     """
     height = tf.cast(shape[1], tf.float64)
     width = tf.cast(shape[2], tf.float64)
-    source = tf.stack(
-        [[0.0, 0.0], [width - 1, 0.0], [width - 1, height - 1], [0.0, height - 1]]
-    )
+    source = tf.stack([[0.0, 0.0], [width - 1, 0.0], [width - 1, height - 1], [0.0, height - 1]])
     inward = tf.constant([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]], tf.float64)
     reach = cfg.perspective_distortion * tf.stack([width, height]) / 2.0
     shift = tf.random.stateless_uniform([CORNERS, 2], _draw(seed, 1), dtype=tf.float64) * reach

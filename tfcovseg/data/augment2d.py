@@ -29,7 +29,9 @@ class Augment2D:
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"augment.{name} is a probability in [0, 1], got {p}")
         if self.scale[0] <= 0 or self.scale[0] > self.scale[1]:
-            raise ValueError(f"augment.scale must be [low, high] with 0 < low <= high, got {self.scale}")
+            raise ValueError(
+                f"augment.scale must be [low, high] with 0 < low <= high, got {self.scale}"
+            )
         if self.rotation_degrees[0] > self.rotation_degrees[1]:
             raise ValueError("augment.rotation_degrees must be [low, high] with low <= high")
 
@@ -51,7 +53,7 @@ def augment2d(image, mask, seed, cfg: Augment2D):
 
 
 def rotation_scale_transform(shape, angle, scale):
-    """The 8-vector taking output (x, y) to input positions for a rotation and scale about the centre.
+    """The 8-vector taking output (x, y) to input (x, y): rotation and scale about the centre.
 
     Forward: ``p' = scale * R(angle) (p - c) + c``; sampling applies the inverse.
     """

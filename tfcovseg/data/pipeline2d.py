@@ -122,7 +122,11 @@ def prepare_slices(case: dict, cfg: Pipeline2D, experiment: str):
 
 
 def count_slices(
-    dataset: Dataset, cases: list, *, experiment: Experiment = "lesions", only_positive: bool = False
+    dataset: Dataset,
+    cases: list,
+    *,
+    experiment: Experiment = "lesions",
+    only_positive: bool = False,
 ) -> int:
     """How many slices ``slice_dataset`` yields per pass (for progress bars and step counts).
 

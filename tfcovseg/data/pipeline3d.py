@@ -85,7 +85,9 @@ def volume_dataset(
         )
     draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=training)
     elements = tf.data.Dataset.zip((volumes, draws)).map(
-        lambda case, draw: sample_case(case, tf.stack([tf.cast(seed, tf.int64), draw]), cfg, training),
+        lambda case, draw: sample_case(
+            case, tf.stack([tf.cast(seed, tf.int64), draw]), cfg, training
+        ),
         num_parallel_calls=parallel,
     )
     if not with_ids:
@@ -134,7 +136,9 @@ def random_patch(image, label, seed, cfg: Pipeline3D):
     lesions = tf.cast(tf.where(label[..., 0] > 0), tf.int32)
     count = tf.shape(lesions)[0]
     centred = (draws[SPATIAL_RANK] < cfg.lesion_fraction) & (count > 0)
-    pick = tf.minimum(tf.cast(draws[SPATIAL_RANK + 1] * tf.cast(count, tf.float32), tf.int32), count - 1)
+    pick = tf.minimum(
+        tf.cast(draws[SPATIAL_RANK + 1] * tf.cast(count, tf.float32), tf.int32), count - 1
+    )
 
     def lesion_start():
         centre = lesions[tf.maximum(pick, 0)]

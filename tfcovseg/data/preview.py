@@ -42,8 +42,11 @@ def preview_png(dataset, cfg, out_png, n: int = 4, seed: int = 0, experiment: st
     for i, (image, target, title) in enumerate(panels):
         axes = figure.add_subplot(rows, cols, i + 1)
         axes.imshow(radiological(image), cmap="gray", vmin=low, vmax=high)
-        axes.imshow(np.ma.masked_equal(radiological(target), 0), cmap=ListedColormap(["red"]),
-                    alpha=OVERLAY_ALPHA)
+        axes.imshow(
+            np.ma.masked_equal(radiological(target), 0),
+            cmap=ListedColormap(["red"]),
+            alpha=OVERLAY_ALPHA,
+        )
         axes.set_title(title, fontsize="small")
         axes.set_axis_off()
     figure.tight_layout()
@@ -61,15 +64,23 @@ def radiological(slice_):
 def training_samples(dataset: Dataset, cfg, n: int, seed: int, experiment: str):
     """``(image [H, W], target [H, W], title)`` of ``n`` augmented samples (passes repeat)."""
     if isinstance(cfg, Pipeline2D):
-        slices = slice_dataset(dataset, dataset.cases, cfg, experiment=experiment, batch_size=1,
-                               training=True, seed=seed)
+        slices = slice_dataset(
+            dataset,
+            dataset.cases,
+            cfg,
+            experiment=experiment,
+            batch_size=1,
+            training=True,
+            seed=seed,
+        )
         for k, (image, mask) in enumerate(slices.repeat().unbatch().take(n)):
             yield image.numpy()[..., 0], mask.numpy()[..., 0], f"{experiment} #{k}"
         return
     if not isinstance(cfg, Pipeline3D):
         raise TypeError(f"cfg must be a Pipeline3D or Pipeline2D, got {type(cfg).__name__}")
-    volumes = volume_dataset(dataset, dataset.labelled, cfg, batch_size=1, training=True,
-                             seed=seed, with_ids=True)
+    volumes = volume_dataset(
+        dataset, dataset.labelled, cfg, batch_size=1, training=True, seed=seed, with_ids=True
+    )
     for image, label, case_id in volumes.repeat().unbatch().take(n):
         image, label = image.numpy()[..., 0], label.numpy()[..., 0]
         lesion_per_slice = label.sum(axis=(1, 2))
