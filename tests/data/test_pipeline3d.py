@@ -189,3 +189,12 @@ def test_repeat_reshuffles_and_redraws_every_pass(phantom_dataset):
     first = dict(zip(passes[0][2], passes[0][0]))
     second = dict(zip(passes[1][2], passes[1][0]))
     assert not any(np.array_equal(first[i], second[i]) for i in first)
+
+
+def test_lesion_centring_without_lesions_falls_back_to_a_uniform_patch(phantom_dataset):
+    empty = [c for c in phantom_dataset.cases if c.notes == "no lesions"]
+    cfg = Pipeline3D(mode="patch", patch_size=(8, 16, 16), lesion_fraction=1.0)
+    image, label = next(
+        iter(volume_dataset(phantom_dataset, empty, cfg, batch_size=1, training=True))
+    )
+    assert image.shape == (1, 8, 16, 16, 1) and not label.numpy().any()

@@ -7,7 +7,8 @@ Gaussian noise; the defaults below are faimed3d's ranges with the example probab
 - flip: one axis drawn from ``flip_axes`` is mirrored (faimed3d ``RandomFlip3D``).
 - rotation: one axis is drawn (D, H or W) and the slices across it are rotated by an angle
   uniform in +-``rotation_degrees`` for that axis (faimed3d ``RandomRotate3DBy``: 30 degrees
-  for axial slices, 2 for the other planes), in voxel units as torchvision rotates pixels.
+  for axial slices, 2 for the other planes), in voxel units as torchvision rotates pixels;
+  faimed3d draws whole degrees, here the angle is continuous.
 - perspective: the axial plane's four corners move inwards by up to ``perspective_distortion``
   of half the side, the same for all slices (torchvision ``RandomPerspective`` parameters).
 - brightness ``x + beta`` and contrast ``x * alpha``, each clipped to the volume's original

@@ -132,19 +132,24 @@ def random_patch(image, label, seed, cfg: Pipeline3D):
     shape = tf.shape(image)[:SPATIAL_RANK]
     room = shape - patch + 1  # number of valid start positions per axis
     draws = tf.random.stateless_uniform([SPATIAL_RANK + 2], seed)
-    uniform_start = tf.cast(tf.floor(draws[:SPATIAL_RANK] * tf.cast(room, tf.float32)), tf.int32)
-    lesions = tf.cast(tf.where(label[..., 0] > 0), tf.int32)
-    count = tf.shape(lesions)[0]
-    centred = (draws[SPATIAL_RANK] < cfg.lesion_fraction) & (count > 0)
-    pick = tf.minimum(
-        tf.cast(draws[SPATIAL_RANK + 1] * tf.cast(count, tf.float32), tf.int32), count - 1
+    uniform_start = tf.minimum(
+        tf.cast(tf.floor(draws[:SPATIAL_RANK] * tf.cast(room, tf.float32)), tf.int32), room - 1
     )
 
     def lesion_start():
-        centre = lesions[tf.maximum(pick, 0)]
-        return tf.clip_by_value(centre - patch // 2, 0, shape - patch)
+        # searched only for lesion-centred draws: tf.where scans the whole volume
+        lesions = tf.cast(tf.where(label[..., 0] > 0), tf.int32)
+        count = tf.shape(lesions)[0]
+        pick = tf.cast(draws[SPATIAL_RANK + 1] * tf.cast(count, tf.float32), tf.int32)
+        return tf.cond(
+            count > 0,
+            lambda: tf.clip_by_value(
+                lesions[tf.minimum(pick, count - 1)] - patch // 2, 0, room - 1
+            ),
+            lambda: uniform_start,
+        )
 
-    start = tf.cond(centred, lesion_start, lambda: tf.minimum(uniform_start, room - 1))
+    start = tf.cond(draws[SPATIAL_RANK] < cfg.lesion_fraction, lesion_start, lambda: uniform_start)
     begin = tf.concat([start, [0]], 0)
     size = tf.concat([patch, [-1]], 0)
     return tf.slice(image, begin, size), tf.slice(label, begin, size)
