@@ -44,7 +44,7 @@ def read_state_dict(path) -> dict:
         try:
             tensors = load_file(str(path))
         except Exception as err:  # safetensors raises its own untyped errors
-            raise TfcovsegError(f"not a readable safetensors file ({err})", path) from None
+            raise TfcovsegError(f"not a readable safetensors file ({one_line(err)})", path) from None
     else:
         try:
             import torch
@@ -53,7 +53,7 @@ def read_state_dict(path) -> dict:
         try:
             loaded = torch.load(str(path), map_location="cpu", weights_only=True)
         except Exception as err:  # torch raises many types (UnpicklingError, RuntimeError, ...)
-            raise TfcovsegError(f"not a readable PyTorch weights file ({err})", path) from None
+            raise TfcovsegError(f"not a readable PyTorch weights file ({one_line(err)})", path) from None
         if isinstance(loaded, dict) and "state_dict" in loaded and isinstance(loaded["state_dict"], dict):
             loaded = loaded["state_dict"]
         if isinstance(loaded, dict) and "model" in loaded and isinstance(loaded["model"], dict):
@@ -62,6 +62,11 @@ def read_state_dict(path) -> dict:
             raise TfcovsegError(f"expected a state_dict (a mapping of tensors), got {type(loaded).__name__}", path)
         tensors = {k: v.detach().cpu().float().numpy() for k, v in loaded.items() if hasattr(v, "detach")}
     return {k: np.asarray(v) for k, v in tensors.items() if not k.endswith(IGNORED_SUFFIXES)}
+
+
+def one_line(err: Exception) -> str:
+    """The error's text on one line (torch's messages span paragraphs; the CLI prints one line)."""
+    return " ".join(str(err).split())
 
 
 def strip_prefix(state_dict: dict, prefixes=("module.", "model.")) -> dict:
