@@ -7,7 +7,6 @@ file, ``model.load_weights`` the U-Net file (build ``unet3d`` with the printed a
 """
 
 import hashlib
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -171,7 +170,7 @@ def fetch_kinetics_weights(out="weights/r3d18_kinetics400.h5", url=KINETICS_URL,
         try:
             with atomic_path(source, suffix=".pth") as tmp:
                 urllib.request.urlretrieve(url, tmp)
-        except (urllib.error.URLError, OSError) as err:
+        except OSError as err:  # urllib's URLError and HTTPError are OSErrors
             raise TfcovsegError(
                 f"could not download {url} ({err}); download it by hand and run "
                 f"tfcovseg convert-weights --torchvision FILE --out {out}", source) from None

@@ -1,9 +1,14 @@
-"""The two layers the 3D U-Net needs that Keras lacks, registered so saved models load as-is.
+"""Keras building blocks that behave as their PyTorch counterparts in torchvision and fastai.
+
+Two layers Keras lacks, registered so saved models load without ``custom_objects``:
 
 - ``ResizeLike``: nearest resize of a tensor to another tensor's D, H, W with PyTorch's legacy
   rule (fastai's ``F.interpolate(..., mode="nearest")`` in the U-Net blocks and ``ResizeToOrig``).
 - ``InstanceNorm``: per-sample, per-channel normalisation over D, H, W with a learned scale and
   shift, as ``nn.InstanceNorm3d(affine=True)`` (the paper text's norm for the skips).
+
+and two factories: ``batch_norm`` (``nn.BatchNorm3d``'s epsilon and momentum) and
+``torch_conv3d`` (``nn.Conv3d`` with PyTorch's symmetric padding).
 """
 
 import tensorflow as tf
