@@ -47,6 +47,7 @@ def test_every_cell_writes_result_weights_arrays_and_the_report(bench):
         assert len(result["train_loss"]) == len(result["validation_loss"]) == 2
         assert result["best_validation_loss"] == min(result["validation_loss"])
         assert result["test_images"] == 4  # one held-out phantom of 4 slices
+        assert 0 <= result["missed_images"] <= 4
         assert result["train_seconds_per_image"] > 0 and result["parameters"] > 1e6
         assert result["config"]["grid"]["archs"] == ["unet", "pspnet"]
         assert store.weights_path(bench_dir, cell_id).is_file()

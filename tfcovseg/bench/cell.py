@@ -84,9 +84,13 @@ def train(model, train_batches, validation_batches, training: Training, on_epoch
 
 
 def test(model, splits, pipeline, experiment: str, evaluation: Evaluation, batch_size: int,
-         keep_volume: bool) -> tuple[dict, int, dict]:
-    """Mean test metrics, the number of test images, and arrays for the figures."""
-    scores, arrays = [], {}
+         keep_volume: bool) -> tuple[dict, dict, dict]:
+    """Mean test metrics; image counts; arrays for the figures.
+
+    ``missed_images`` counts test images with a non-empty target where nothing was predicted:
+    the paper's rule scores them 1, so a model that predicts nothing can look perfect.
+    """
+    scores, arrays, missed = [], {}, 0
     histograms = np.zeros((2, store.HISTOGRAM_BINS), np.int64)
     figure_case = min(evaluation.figure_case, len(splits.test_cases) - 1)
     for index, case in enumerate(splits.test_cases):
@@ -98,6 +102,8 @@ def test(model, splits, pipeline, experiment: str, evaluation: Evaluation, batch
             scores += [image_scores(p, m, evaluation.threshold, evaluation.eps,
                                     evaluation.convention) for p, m in zip(probability, mask)]
             histograms += _histograms(image, mask)
+            missed += int(np.sum(np.any(mask > 0.5, axis=(1, 2, 3))
+                                 & ~np.any(probability > evaluation.threshold, axis=(1, 2, 3))))
             if index == figure_case:
                 images.append(image[..., 0])
                 masks.append(mask[..., 0] > 0.5)
@@ -105,7 +111,7 @@ def test(model, splits, pipeline, experiment: str, evaluation: Evaluation, batch
         if index == figure_case and images:
             arrays.update(_figure_arrays(images, masks, probabilities, evaluation, keep_volume))
     arrays["histogram_images"], arrays["histogram_masks"] = histograms
-    return mean_scores(scores), len(scores), arrays
+    return mean_scores(scores), {"test_images": len(scores), "missed_images": missed}, arrays
 
 
 def _histograms(image, mask):
@@ -141,6 +147,7 @@ def run_cell(cell: Cell, config: BenchConfig, bench_dir, splits=None, on_epoch=N
               "config": to_dict(config), "host": platform.node(),
               "tfcovseg_version": tfcovseg.__version__}
 
+    tf.keras.backend.clear_session()  # free the previous cell's graphs in long runs
     set_precision(training.precision)
     tf.keras.utils.set_random_seed(training.seed)
     try:
@@ -154,7 +161,7 @@ def run_cell(cell: Cell, config: BenchConfig, bench_dir, splits=None, on_epoch=N
     n_train = bench_data.slice_count(splits.train, splits.train_cases)
     n_validation = bench_data.slice_count(splits.train, splits.validation_cases)
     keep_volume = cell.encoder == evaluation.volume_encoder and cell.init == "random"
-    metrics, n_test, arrays = test(model, splits, pipeline, cell.experiment, evaluation,
+    metrics, counts, arrays = test(model, splits, pipeline, cell.experiment, evaluation,
                                    training.batch_size, keep_volume)
     arrays.update(filters_before=filters_before, filters_after=first_conv_kernel(model))
 
@@ -163,7 +170,7 @@ def run_cell(cell: Cell, config: BenchConfig, bench_dir, splits=None, on_epoch=N
     result.update(
         status=store.DONE,
         metrics=metrics,
-        test_images=n_test,
+        **counts,
         parameters=trainable_parameters(model),
         train_images=n_train,
         validation_images=n_validation,

@@ -21,7 +21,7 @@ from tfcovseg.files import write_text
 FIGURES_DIR = "figures"
 CSV_COLUMNS = ("id", "experiment", "arch", "encoder", "init", "status", *METRIC_NAMES,
                "parameters_m", "train_s_per_image", "validation_s_per_image", "best_epoch",
-               "epochs", "test_images", "reason")
+               "epochs", "test_images", "missed_images", "reason")
 METRIC_SHORT = {"sensitivity": "Sens", "specificity": "Spec", "dice": "Dice"}
 MISSING = "-"
 
@@ -36,7 +36,7 @@ def csv_rows(results) -> list[dict]:
                        train_s_per_image=f"{r['train_seconds_per_image']:.4f}",
                        validation_s_per_image=f"{r['validation_seconds_per_image']:.4f}",
                        best_epoch=r["best_epoch"], epochs=len(r["train_loss"]),
-                       test_images=r["test_images"])
+                       test_images=r["test_images"], missed_images=r.get("missed_images", ""))
         rows.append(row)
     return rows
 

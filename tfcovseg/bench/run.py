@@ -30,20 +30,25 @@ def plan(config: BenchConfig, only: str | None = None, shard_spec: str | None = 
 
 
 class Progress:
-    """Prints which cell and epoch runs, with a rough ETA for the remaining grid."""
+    """Prints which cell and epoch runs, with a rough ETA (epochs left x mean epoch time).
 
-    def __init__(self, cells: int, epochs: int):
-        self.cells, self.epochs = cells, epochs
+    ``scope="cell"`` (a Ray task, which runs beside others) estimates its own cell only.
+    """
+
+    def __init__(self, cells: int, epochs: int, scope: str = "grid"):
+        self.cells, self.epochs, self.scope = cells, epochs, scope
         self.epoch_seconds: list[float] = []
 
     def epoch_printer(self, index: int, cell: Cell):
         def on_epoch(epoch, train_loss, validation_loss, seconds):
             self.epoch_seconds.append(seconds)
-            left = (self.epochs - epoch) + (self.cells - index) * self.epochs
+            left = self.epochs - epoch
+            if self.scope == "grid":
+                left += (self.cells - index) * self.epochs
             eta = _duration(left * sum(self.epoch_seconds) / len(self.epoch_seconds))
             print(f"[{index}/{self.cells}] {cell.id} epoch {epoch}/{self.epochs} "
                   f"loss {train_loss:.4f} val {validation_loss:.4f} ({seconds:.1f} s), "
-                  f"grid ETA {eta}", flush=True)
+                  f"{self.scope} ETA {eta}", flush=True)
 
         return on_epoch
 
@@ -103,7 +108,7 @@ def _ray_cell(cell: Cell, cfg: BenchConfig, bench_dir: str, index: int, total: i
     """A Ray task: one cell, its result written by the task itself."""
     from tfcovseg.bench.cell import run_cell
 
-    progress = Progress(total, cfg.training.epochs)
+    progress = Progress(total, cfg.training.epochs, scope="cell")
     result = run_cell(cell, cfg, bench_dir, on_epoch=progress.epoch_printer(index, cell))
     return {"id": result["id"], "status": result["status"], "outcome": _outcome(result)}
 
