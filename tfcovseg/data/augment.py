@@ -73,25 +73,31 @@ def augment3d(image, label, seed, cfg: Augment3D):
     seeds = [tf.random.experimental.stateless_fold_in(seed, i) for i in range(6)]
     image, label = random_flip(image, label, seeds[0], cfg)
     image, label = random_geometry(image, label, seeds[1], seeds[2], cfg)
-    low, high = tf.reduce_min(image), tf.reduce_max(image)
-    image = tf.where(
-        _coin(seeds[3], cfg.brightness),
-        tf.clip_by_value(image + _uniform(seeds[3], cfg.brightness_range), low, high),
-        image,
+    image = _maybe(
+        seeds[3], cfg.brightness, image, lambda x: x + _uniform(seeds[3], cfg.brightness_range)
     )
-    image = tf.where(
-        _coin(seeds[4], cfg.contrast),
-        tf.clip_by_value(image * _uniform(seeds[4], cfg.contrast_range), low, high),
-        image,
+    image = _maybe(
+        seeds[4], cfg.contrast, image, lambda x: x * _uniform(seeds[4], cfg.contrast_range)
     )
-    image = tf.cond(
-        _coin(seeds[5], cfg.noise),
-        lambda: (
-            image * (1.0 + _uniform(seeds[5], cfg.noise_range) * _normal(seeds[5], tf.shape(image)))
-        ),
-        lambda: image,
+    image = _maybe(
+        seeds[5],
+        cfg.noise,
+        image,
+        lambda x: x * (1.0 + _uniform(seeds[5], cfg.noise_range) * _normal(seeds[5], tf.shape(x))),
+        keep_range=False,
     )
     return image, label
+
+
+def _maybe(seed, p, image, change, keep_range=True):
+    """``change(image)`` with probability ``p`` (clipped to the image's range if asked)."""
+
+    def changed():
+        if not keep_range:
+            return change(image)
+        return tf.clip_by_value(change(image), tf.reduce_min(image), tf.reduce_max(image))
+
+    return tf.cond(_coin(seed, p), changed, lambda: image)
 
 
 def _draw(seed, salt):
@@ -127,12 +133,16 @@ def random_geometry(image, label, rotation_seed, perspective_seed, cfg: Augment3
     shape = tf.shape(image)[:SPATIAL_RANK]
     rotate = _coin(rotation_seed, cfg.rotation)
     distort = _coin(perspective_seed, cfg.perspective)
-    rotation = tf.where(rotate, random_rotation(shape, rotation_seed, cfg), tf.eye(3))
-    homography = tf.where(
-        distort, random_perspective(shape, perspective_seed, cfg), tf.eye(3, dtype=tf.float64)
-    )
 
     def warp():
+        rotation = tf.cond(
+            rotate, lambda: random_rotation(shape, rotation_seed, cfg), lambda: tf.eye(3)
+        )
+        homography = tf.cond(
+            distort,
+            lambda: random_perspective(shape, perspective_seed, cfg),
+            lambda: tf.eye(3, dtype=tf.float64),
+        )
         coords = source_coordinates(shape, rotation, homography)
         fill = tf.reduce_min(image)
         return resample_linear(image, coords, fill), resample_nearest(label, coords)
