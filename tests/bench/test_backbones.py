@@ -18,6 +18,7 @@ import segmentation_models as sm  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfcovseg.bench.backbones import ENCODERS  # noqa: E402
+from tfcovseg.bench.backbones import convert  # noqa: E402
 from tfcovseg.bench.backbones.convert import convert_imagenet, load_state_dict, main  # noqa: E402
 from tfcovseg.bench.backbones.densenet import torchvision_keys  # noqa: E402
 from tfcovseg.bench.backbones.imagenet import MissingImagenetWeights, cache_path, source_url  # noqa: E402
@@ -133,9 +134,19 @@ def test_channel_split_cuts_at_the_given_sizes():
 
 
 def test_convert_command_usage_and_errors(capsys):
-    assert main([]) == 2
+    with pytest.raises(SystemExit):
+        main([])
     assert main(["resnet999", "weights.pth"]) == 1
     assert "unknown encoder 'resnet999'" in capsys.readouterr().err
+
+
+def test_failed_download_names_the_url_and_the_offline_route(tmp_path, monkeypatch):
+    url = (tmp_path / "absent.safetensors").as_uri()
+    monkeypatch.setattr(convert, "source_url", lambda name: url)
+    with pytest.raises(TfcovsegError, match="could not download") as err:
+        convert.fetch_imagenet("vgg11", tmp_path / "out.h5")
+    assert url in str(err.value) and "convert vgg11 FILE" in str(err.value)
+    assert list(tmp_path.iterdir()) == []
 
 
 # ---- parity with the PyTorch reference (the `reference` extra) ---------------------------------
@@ -194,12 +205,16 @@ def vgg11_reference(torch, smp):
 
 
 @pytest.mark.reference
-def test_pytorch_file_converts_into_the_cache_that_imagenet_loads(tmp_path, keras_home):
+def test_downloaded_safetensors_convert_into_the_cache_that_imagenet_loads(
+        tmp_path, keras_home, monkeypatch):
     torch, smp = _torch()
+    safetensors = pytest.importorskip("safetensors.torch")
     reference, state_dict = vgg11_reference(torch, smp)
-    torch.save(state_dict, tmp_path / "vgg11.pth")
+    safetensors.save_file(state_dict, tmp_path / "model.safetensors")
+    monkeypatch.setattr(convert, "source_url", lambda name: (tmp_path / "model.safetensors").as_uri())
 
-    assert convert_imagenet("vgg11", tmp_path / "vgg11.pth") == cache_path("vgg11")
+    assert convert.fetch_imagenet("vgg11") == cache_path("vgg11")
+    assert sorted(p.name for p in cache_path("vgg11").parent.iterdir()) == [cache_path("vgg11").name]
     model = ENCODERS["vgg11"].build(input_shape=(SIZE, SIZE, 3), weights="imagenet")
     x = np.random.default_rng(0).standard_normal((1, SIZE, SIZE, 3)).astype(np.float32)
     with torch.no_grad():

@@ -4,19 +4,27 @@ Every Keras layer with weights names its PyTorch module (``Encoder.torch_name``)
 serves all families; ``tfcovseg.models.torch_weights.assign`` checks every key and shape before it
 changes anything. Usage::
 
-    python -m tfcovseg.bench.backbones.convert dpn68 model.safetensors [OUT.h5]
+    python -m tfcovseg.bench.backbones.convert dpn68                    # download, convert
+    python -m tfcovseg.bench.backbones.convert dpn68 model.safetensors  # a downloaded file
+    python -m tfcovseg.bench.backbones.convert dpn68 dpn68.pth --out dpn68.h5
 
-OUT defaults to the cache file that ``encoder_weights="imagenet"`` reads
-(``tfcovseg.bench.backbones.imagenet.cache_path``).
+The output defaults to the cache file that ``encoder_weights="imagenet"`` reads
+(``tfcovseg.bench.backbones.imagenet.cache_path``). The smp-hub ``.safetensors`` sources need
+only the ``safetensors`` package; ``.pth`` files (torchvision's, Cadene's) need torch.
 """
 
+import argparse
 import sys
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import tensorflow as tf
 
 from tfcovseg.bench.backbones import ENCODERS
-from tfcovseg.bench.backbones.imagenet import cache_path
+from tfcovseg.bench.backbones.imagenet import cache_path, source_url
 from tfcovseg.errors import TfcovsegError
 from tfcovseg.files import atomic_path
 from tfcovseg.models.torch_weights import assign, read_state_dict, strip_prefix
@@ -69,13 +77,36 @@ def convert_imagenet(name: str, state_dict_path, out_h5=None) -> Path:
     return out_h5
 
 
+def fetch_imagenet(name: str, out_h5=None) -> Path:
+    """Download encoder ``name``'s ImageNet file (``imagenet.source_url``) and convert it."""
+    if name not in ENCODERS:
+        raise TfcovsegError(f"unknown encoder {name!r}; convertible: {', '.join(ENCODERS)}")
+    url = source_url(name)
+    out_h5 = Path(out_h5) if out_h5 else cache_path(name)
+    out_h5.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_h5.parent) as folder:
+        source = Path(folder) / Path(urllib.parse.urlparse(url).path).name
+        try:
+            urllib.request.urlretrieve(url, source)
+        except (urllib.error.URLError, OSError) as err:
+            raise TfcovsegError(f"could not download {url} ({err}); download it elsewhere and run "
+                                f"`python -m tfcovseg.bench.backbones.convert {name} FILE`") from None
+        return convert_imagenet(name, source, out_h5)
+
+
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) not in (2, 3):
-        print(__doc__, file=sys.stderr)
-        return 2
+    parser = argparse.ArgumentParser(
+        prog="python -m tfcovseg.bench.backbones.convert",
+        description="Convert an extra encoder's PyTorch ImageNet weights to the Keras cache file.")
+    parser.add_argument("name", help=f"one of {', '.join(ENCODERS)}")
+    parser.add_argument("state_dict", nargs="?", help="a .safetensors/.pth file (default: download)")
+    parser.add_argument("--out", help="the .h5 to write (default: the cache file)")
+    args = parser.parse_args(argv)
     try:
-        out = convert_imagenet(*argv)
+        if args.state_dict:
+            out = convert_imagenet(args.name, args.state_dict, args.out)
+        else:
+            out = fetch_imagenet(args.name, args.out)
     except TfcovsegError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -4,7 +4,7 @@ and which input normalisation the weights expect.
 The source files are the ones segmentation_models_pytorch (the authors' library) loads: the
 smp-hub safetensors at a pinned revision (the same tensors as torchvision's and Cadene's
 ``pretrainedmodels`` files, which the converter also accepts). Keras cannot read them, so
-``python -m tfcovseg.bench.backbones.convert NAME FILE`` writes
+``python -m tfcovseg.bench.backbones.convert NAME [FILE]`` writes
 ``$KERAS_HOME/models/tfcovseg_<name>_imagenet.h5`` (``KERAS_HOME`` defaults to ``~/.keras``,
 as tf_keras' own weight cache) and ``weights="imagenet"`` reads it from there.
 """
@@ -61,7 +61,8 @@ def weights_file(name: str, weights) -> Path | None:
     if weights == "imagenet":
         raise MissingImagenetWeights(
             f"no converted ImageNet weights for {name}: download {source_url(name)} and run "
-            f"`python -m tfcovseg.bench.backbones.convert {name} <downloaded file>`", path)
+            f"`python -m tfcovseg.bench.backbones.convert {name} <downloaded file>` (with "
+            f"internet, `python -m tfcovseg.bench.backbones.convert {name}` does both)", path)
     raise TfcovsegError(f"weights file for {name} not found", path)
 
 
