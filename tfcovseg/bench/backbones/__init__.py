@@ -18,7 +18,8 @@ ENCODERS: dict[str, Encoder] = {**vgg.ENCODERS, **densenet.ENCODERS, **dpn.ENCOD
 
 
 def register(encoders=ENCODERS) -> None:
-    """Add ``encoders`` to segmentation_models' ``Backbones`` (its documented extension points)."""
+    """Add ``encoders`` to segmentation_models' ``Backbones``, in the class tables its own backbones
+    are declared in (1.0.1 has no public registration call); un-delete the names it drops."""
     for name, encoder in encoders.items():
         sm.Backbones._models_update[name] = [encoder.build, encoder.preprocess_input]
         sm.Backbones._default_feature_layers[name] = encoder.feature_layers

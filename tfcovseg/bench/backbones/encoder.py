@@ -8,7 +8,7 @@ the paper's decoders saw.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import tensorflow as tf
 
@@ -35,7 +35,7 @@ class Encoder:
     mean_std: tuple  # of the ImageNet weights, RGB in [0, 1]
     torch_name: Callable[[str], str] = dotted  # Keras layer name -> PyTorch module path
     torch_keys: Callable[[dict], dict] = same_keys  # old checkpoint key styles -> current ones
-    classifier: tuple[str, ...] = field(default=("classifier.", "fc.", "last_linear."))
+    classifier: tuple[str, ...] = ("classifier.", "fc.", "last_linear.")  # dropped when converting
 
     def build(self, input_shape=None, weights="imagenet", include_top=False, **_submodules):
         """segmentation_models' backbone contract: ``(input_shape, weights, include_top)``.
@@ -49,7 +49,7 @@ class Encoder:
         path = imagenet.weights_file(self.name, weights)
         if path is not None and input_shape[-1] != RGB:
             raise TfcovsegError(
-                f"{self.name} ImageNet weights need {RGB} input channels, got {input_shape[-1]}",
+                f"{self.name} pretrained weights need {RGB} input channels, got {input_shape[-1]}",
                 path)
         inputs = tf.keras.Input(input_shape, name="input")
         model = tf.keras.Model(inputs, self.graph(inputs), name=self.name)
