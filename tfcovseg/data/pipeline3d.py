@@ -12,9 +12,9 @@ Two sampling modes:
   ``lesion_fraction`` of patches is centred on a lesion voxel drawn uniformly; the rest, and
   all patches of a case without lesions, start uniformly at random.
 
-Order: decode (parallel) -> resize or normalise -> optional in-memory ``cache`` (of that
-result, so later passes skip decoding) -> shuffle (training) -> patch -> augment (training)
--> batch -> prefetch. Every random draw comes from a per-element seed derived from
+Order: decode (parallel) -> resize, or scale and pad to the patch size -> optional in-memory
+``cache`` (of that result, so later passes skip decoding) -> shuffle (training) -> cut patches
+-> augment (training) -> batch -> prefetch. Every random draw comes from a per-element seed derived from
 ``seed``; the same seed gives the same batches pass for pass, and each pass of a training
 dataset reshuffles and redraws.
 """
@@ -96,19 +96,24 @@ def volume_dataset(
 
 
 def prepare_case(case: dict, cfg: Pipeline3D) -> dict:
-    """Resize (resize mode) and scale intensities; adds the channel axis."""
+    """Resize (resize mode) or pad to the patch size (patch mode), and scale intensities.
+
+    Adds the channel axis; this is what ``cache`` keeps.
+    """
     image = case["image"][..., None]
     label = case["label"][..., None]
     if cfg.mode == "resize":
         image = resize_linear(image, cfg.size)
         label = resize_nearest(label, cfg.size)
     image = normalise(image[..., 0], cfg.intensity)[..., None]
+    if cfg.mode == "patch":
+        image, label = pad_to_patch(image, label, tf.constant(cfg.patch_size, tf.int32))
     return {"id": case["id"], "image": image, "label": label}
 
 
 def sample_case(case: dict, seed, cfg: Pipeline3D, training: bool):
     """Cut a patch (patch mode) and augment (training): ``(image, label int32, id)``."""
-    image, label = case["image"], tf.cast(case["label"], tf.int32)
+    image, label = case["image"], case["label"]
     if cfg.mode == "patch":
         image, label = random_patch(
             image, label, tf.random.experimental.stateless_fold_in(seed, 0), cfg
@@ -116,6 +121,7 @@ def sample_case(case: dict, seed, cfg: Pipeline3D, training: bool):
         shape = (*cfg.patch_size, 1)
     else:
         shape = (*cfg.size, 1)
+    label = tf.cast(label, tf.int32)
     if training:
         image, label = augment3d(
             image, label, tf.random.experimental.stateless_fold_in(seed, 1), cfg.augment
@@ -126,9 +132,11 @@ def sample_case(case: dict, seed, cfg: Pipeline3D, training: bool):
 
 
 def random_patch(image, label, seed, cfg: Pipeline3D):
-    """A ``cfg.patch_size`` patch of ``image`` / ``label`` ([D, H, W, 1]); see module doc."""
+    """A ``cfg.patch_size`` patch of ``image`` / ``label`` ([D, H, W, 1], at least patch-sized).
+
+    See the module doc for how the start is drawn.
+    """
     patch = tf.constant(cfg.patch_size, tf.int32)
-    image, label = pad_to_patch(image, label, patch)
     shape = tf.shape(image)[:SPATIAL_RANK]
     room = shape - patch + 1  # number of valid start positions per axis
     draws = tf.random.stateless_uniform([SPATIAL_RANK + 2], seed)
