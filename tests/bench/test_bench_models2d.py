@@ -107,3 +107,10 @@ def test_every_paper_encoder_is_available():
     from tfcovseg.bench.config import PAPER_ENCODERS
 
     check_encoders(PAPER_ENCODERS)
+
+
+def test_linknet_uses_smps_transposed_decoder_with_32_final_channels():
+    model = build_cell_model(Cell("lungs", "linknet", "resnet18", "random"), Architectures(), SIZE)
+    layers = model.get_layer("segmentation_model").layers
+    assert any(layer.name == "decoder_stage0b_transpose" for layer in layers)
+    assert model.get_layer("segmentation_model").get_layer("decoder_stage4c_conv").filters == 32

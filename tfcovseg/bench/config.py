@@ -60,6 +60,8 @@ class Architectures:
     unet_decoder_filters: tuple[int, ...] = (256, 128, 64, 32, 16)
     unet_decoder_batchnorm: bool = True
     linknet_decoder_batchnorm: bool = True
+    linknet_decoder_block: Literal["transpose", "upsampling"] = "transpose"  # smp: transposed conv
+    linknet_final_filters: int = 32  # smp's prefinal_channels (segmentation_models' default: 16)
     fpn_pyramid_filters: int = 256  # segmentation_models sets segmentation filters to half: 128
     fpn_aggregation: Literal["sum", "concat"] = "sum"
     fpn_dropout: float = 0.2

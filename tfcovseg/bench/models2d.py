@@ -12,14 +12,20 @@ Structural differences from segmentation_models_pytorch (smp), which the paper u
   pools with fixed windows and needs H and W divisible by 6 x downsample_factor (48 at the
   paper's depth 3 = output stride 8). Inputs are zero-padded (0 = -500 HU after normalisation)
   up to the next multiple and the output is cropped back: 512 -> 528, 8 pixels each side.
-  smp's PSPNet upsamples by 8 with bilinear interpolation, as here.
+  smp's PSP branches have in_channels / 4 filters each; segmentation_models' have
+  ``psp_conv_filters`` (512) each, so its PSPNet has more parameters. Both upsample the output
+  by 8 bilinearly (smp with align_corners=True, Keras with half-pixel centres).
 - Unet: the decoder upsamples with nearest neighbour and two conv-BN-ReLU per block in both
-  libraries; segmentation_models' skip layers are the encoder's activations before each
-  downsampling, smp's are the stage outputs: the same tensors for ResNets, shifted by one
-  layer for some encoders.
+  libraries; segmentation_models takes its skips from named encoder layers (activations before
+  each downsampling), which for some encoders are not exactly smp's stage outputs.
 - FPN: segmentation_models' segmentation head has ``pyramid_block_filters // 2`` = 128 filters
-  (the paper's 128) and, without BN, conv + ReLU blocks; merge "sum" is smp's "add".
-- Linknet: the same decoder design (conv 1x1, transposed/upsampling x2, conv 1x1) in both.
+  (the paper's 128); merge "sum" is smp's "add". The paper's "no BN" is smp's default, whose
+  segmentation blocks use GroupNorm(32) instead; segmentation_models offers BN or no norm, so
+  here they are conv + ReLU without normalisation.
+- Linknet: smp's decoder block (conv 1x1 -> transposed conv 4x4 stride 2 + BN + ReLU -> conv 1x1,
+  32 channels before the head) is segmentation_models' "transpose" block with a final 32 filters
+  (``linknet_decoder_block``, ``linknet_final_filters``); segmentation_models' head is a 3x3
+  convolution where smp's is 1x1, and it adds two 3x3 centre blocks after VGG encoders.
 """
 
 import tensorflow as tf
@@ -77,6 +83,8 @@ def _architecture(arch: str, encoder: str, settings: Architectures, input_shape,
                        decoder_use_batchnorm=settings.unet_decoder_batchnorm, **common)
     if arch == "linknet":
         return sm.Linknet(encoder, decoder_use_batchnorm=settings.linknet_decoder_batchnorm,
+                          decoder_block_type=settings.linknet_decoder_block,
+                          decoder_filters=(None, None, None, None, settings.linknet_final_filters),
                           **common)
     if arch == "fpn":
         return sm.FPN(encoder, pyramid_block_filters=settings.fpn_pyramid_filters,
