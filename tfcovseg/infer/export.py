@@ -13,6 +13,19 @@ Clipping, intensity scaling, channel repetition and the resizing to the model's 
 are inside the graph (``tfcovseg.infer.predictor.lesion_probabilities``), so a client needs
 nothing from tfcovseg. Only whole-volume (``resize`` mode) runs can be exported: a sliding
 window over any volume size is not in the graph yet.
+
+Serving it (TF Serving loads ``EXPORT_DIR`` as model ``tfcovseg``)::
+
+    docker run -p 8501:8501 -p 8500:8500 -v "$PWD/EXPORT_DIR:/models/tfcovseg" \
+        -e MODEL_NAME=tfcovseg tensorflow/serving
+
+    curl -X POST http://localhost:8501/v1/models/tfcovseg:predict \
+        -d '{"signature_name": "serving_default", "inputs": {"ct": [VOLUME]}}'
+
+where ``VOLUME`` is the nested ``[D][H][W]`` list of HU values; the answer is
+``{"outputs": [[[[p, ...]]]]}`` of the same shape. A whole CT is tens of millions of numbers:
+JSON works for tests, the gRPC port (8500, ``PredictRequest`` with a ``TensorProto``) suits
+real volumes.
 """
 
 import os
