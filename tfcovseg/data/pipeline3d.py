@@ -14,9 +14,9 @@ Two sampling modes:
 
 Order: decode (parallel) -> resize, or scale and pad to the patch size -> optional in-memory
 ``cache`` (of that result, so later passes skip decoding) -> shuffle (training) -> cut patches
--> augment (training) -> batch -> prefetch. Every random draw comes from a per-element seed derived from
-``seed``; the same seed gives the same batches pass for pass, and each pass of a training
-dataset reshuffles and redraws.
+-> augment (training) -> batch -> prefetch. Every random draw comes from a per-element seed
+derived from ``seed``; the same seed gives the same batches pass for pass, and each pass of a
+training dataset reshuffles and redraws.
 """
 
 import dataclasses
