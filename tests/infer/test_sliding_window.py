@@ -15,11 +15,12 @@ def test_volume_smaller_than_the_window_is_padded_and_cropped_back():
     seen = []
 
     def model(batch):
-        seen.append(batch.shape)
+        seen.append(batch)
         return batch * 2
 
     result = sliding_window(volume, model, window=(4, 8, 8))
-    assert seen == [(1, 4, 8, 8)]
+    assert [batch.shape for batch in seen] == [(1, 4, 8, 8)]
+    assert (seen[0][0, 3:] == volume.min()).all()  # padded with the minimum, like training
     np.testing.assert_allclose(result, volume * 2, rtol=1e-6)
 
 

@@ -7,12 +7,13 @@ probabilities ``[D, H, W]`` on the same grid out.
 
 How a volume is predicted follows the run's ``InputSpec``:
 
-- ``resize`` (the paper's whole-volume mode): clip and scale the intensities, resize the volume
-  to the model's grid (trilinear, ``align_corners=True``, as the authors' PyTorch pipeline),
-  predict, softmax, and resize the lesion probability back to the volume's grid (trilinear).
+- ``resize`` (the paper's whole-volume mode): resize the volume to the model's grid
+  (trilinear, ``align_corners=True``, as the authors' PyTorch pipeline), clip and scale the
+  intensities, predict, softmax, and resize the lesion probability back to the volume's grid (trilinear).
   This is one TensorFlow function (``lesion_probabilities``), the same graph the export serves.
-- ``patch``: scale the whole volume, then ``sliding_window`` over it with the model's input size
-  as window, Gaussian blending and batched windows.
+- ``patch``: scale the whole volume (as training does before cutting patches), then
+  ``sliding_window`` over it with the model's input size as window, Gaussian blending and
+  batched windows.
 
 A voxel is lesion when its probability exceeds ``THRESHOLD`` (argmax of the two classes).
 """
@@ -68,11 +69,15 @@ def window_probabilities(model, windows):
 
 
 def lesion_probabilities(model, volumes_hu, spec: InputSpec):
-    """Resize mode as one TF function: raw HU ``[B, D, H, W]`` -> probabilities, same shape."""
-    x = normalise(volumes_hu, spec.intensity)
-    grid = tf.shape(x)[1:4]
-    x = resize_linear(x[..., None], spec.size)[..., 0]
-    probabilities = window_probabilities(model, x)
+    """Resize mode as one TF function: raw HU ``[B, D, H, W]`` -> probabilities, same shape.
+
+    Resize first, then clip and scale, in the order of the training pipeline
+    (``tfcovseg.data.pipeline3d.prepare_case``), so min-max sees the same values.
+    """
+    volumes_hu = tf.convert_to_tensor(volumes_hu, tf.float32)
+    grid = tf.shape(volumes_hu)[1:4]
+    x = resize_linear(volumes_hu[..., None], spec.size)[..., 0]
+    probabilities = window_probabilities(model, normalise(x, spec.intensity))
     return resize_linear(probabilities[..., None], [grid[0], grid[1], grid[2]])[..., 0]
 
 

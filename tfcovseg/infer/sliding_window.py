@@ -37,10 +37,11 @@ def window_starts(size: int, window: int, overlap: float) -> list:
 
 
 def _pad_to_window(volume, window):
-    """Pad each axis at the end up to the window size (small volumes)."""
+    """Pad each axis at the end up to the window size with the volume's minimum (air in CT, as
+    the training pipeline pads patches)."""
     padding = [(0, max(w - s, 0)) for s, w in zip(volume.shape, window)]
     if any(after for _, after in padding):
-        volume = np.pad(volume, padding, mode="edge")
+        volume = np.pad(volume, padding, constant_values=volume.min())
     return volume
 
 
@@ -55,7 +56,7 @@ def sliding_window(volume, predict_fn, window, overlap: float = DEFAULT_OVERLAP,
 
     ``predict_fn`` maps a batch ``[n, *window]`` of windows to ``[n, *window]`` predictions
     (e.g. lesion probabilities). Volumes smaller than the window along an axis are padded at the
-    end with their edge values and the padding is cut off again.
+    end with their minimum and the padding is cut off again.
     """
     if not 0.0 <= overlap < 1.0:
         raise ValueError(f"overlap must be in [0, 1), got {overlap}")
