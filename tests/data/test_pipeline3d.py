@@ -101,10 +101,12 @@ def test_augmented_markers_stay_on_their_labels(marker_dataset):
             assert 2 * (marker & lesion).sum() / (marker.sum() + lesion.sum()) > 0.8
 
 
+def has_lesion(dataset, case):
+    return bool(read_volume(dataset.path(case.label)).array.any())
+
+
 def test_patches_centred_on_lesions_contain_lesion(phantom_dataset):
-    with_lesions = [
-        c for c in phantom_dataset.cases if read_volume(phantom_dataset.path(c.label)).array.any()
-    ]
+    with_lesions = [c for c in phantom_dataset.cases if has_lesion(phantom_dataset, c)]
     cfg = Pipeline3D(
         mode="patch",
         patch_size=(8, 16, 16),
@@ -192,7 +194,8 @@ def test_repeat_reshuffles_and_redraws_every_pass(phantom_dataset):
 
 
 def test_lesion_centring_without_lesions_falls_back_to_a_uniform_patch(phantom_dataset):
-    empty = [c for c in phantom_dataset.cases if c.notes == "no lesions"]
+    empty = [c for c in phantom_dataset.cases if not has_lesion(phantom_dataset, c)]
+    assert empty, "the shared phantoms should include a case without lesions"
     cfg = Pipeline3D(mode="patch", patch_size=(8, 16, 16), lesion_fraction=1.0)
     image, label = next(
         iter(volume_dataset(phantom_dataset, empty, cfg, batch_size=1, training=True))
