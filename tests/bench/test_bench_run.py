@@ -13,7 +13,7 @@ from tfcovseg.errors import TfcovsegError
 IDS = ["lungs-pspnet-resnet18-random", "lungs-unet-resnet18-random"]
 
 
-def tiny_config(tmp_path, name="tiny") -> str:
+def tiny_config(tmp_path, name="tiny", **grid) -> str:
     config = {
         "name": name,
         "out": str(tmp_path / name),
@@ -25,6 +25,7 @@ def tiny_config(tmp_path, name="tiny") -> str:
         "training": {"epochs": 2},
         "evaluation": {"figure_slice": 2},
     }
+    config["grid"].update(grid)
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     return str(path)
@@ -50,7 +51,8 @@ def test_every_cell_writes_result_weights_arrays_and_the_report(bench):
         assert 0 <= result["missed_images"] <= 4
         assert result["train_seconds_per_image"] > 0 and result["parameters"] > 1e6
         assert result["config"]["grid"]["archs"] == ["unet", "pspnet"]
-        assert store.weights_path(bench_dir, cell_id).is_file()
+        # float32 layer weights (with BN statistics) only: no Adam moments
+        assert store.weights_path(bench_dir, cell_id).stat().st_size < 1.1 * 4 * result["parameters"]
         assert "volume_prediction" in store.read_arrays(bench_dir, cell_id)
     assert (bench_dir / "report.md").is_file() and (bench_dir / "results.csv").is_file()
     assert (bench_dir / "figures" / "fig5_losses_lungs.png").is_file()
@@ -113,3 +115,24 @@ def test_cells_run_as_ray_tasks(tmp_path, capsys):
     result = json.loads(store.result_path(bench_dir, IDS[1]).read_text())
     assert result["status"] == "done"
     assert not store.result_path(bench_dir, IDS[0]).exists()
+
+
+def test_offline_imagenet_cells_are_marked_summarised_and_retried(tmp_path, monkeypatch, capsys):
+    import tensorflow as tf
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure on https://example.invalid/w.h5: None -- offline")
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(tf.keras.utils, "get_file", offline)
+    path = tiny_config(tmp_path, name="offline", archs=["unet"], inits=["imagenet"])
+
+    bench_dir = run_bench(path)
+    out = capsys.readouterr().out
+    cell_id = "lungs-unet-resnet18-imagenet"
+    assert "1 cell(s) got no ImageNet weights" in out and cell_id in out
+    result = store.read_result(bench_dir, cell_id)
+    assert result["status"] == "no_imagenet_weights" and "offline" in result["reason"]
+    assert "Cells without ImageNet weights" in (bench_dir / "report.md").read_text()
+    run_bench(path)
+    assert "0 already finished, 1 to run" in capsys.readouterr().out
