@@ -1,14 +1,17 @@
-"""Tiny stand-ins for tfcovseg.models.unet3d with its contract: [B,D,H,W,C] in, [B,D,H,W,2] logits."""
+"""Test helpers: tiny unet3d stand-ins ([B,D,H,W,C] in, [B,D,H,W,2] logits), CTs, a serving client."""
 
 import subprocess
 import sys
 import textwrap
 
+import nibabel as nib
 import numpy as np
 
 import tfcovseg  # noqa: F401  (must precede TensorFlow: selects tf_keras)
 
 import tensorflow as tf  # isort: skip
+
+from tfcovseg.io.nifti import save_image  # noqa: E402
 
 SHARPNESS = 20.0  # logits of the pointwise stand-in: SHARPNESS * (scaled intensity - 0.5)
 
@@ -70,3 +73,13 @@ def serve_in_plain_tensorflow(version_dir, batch, scratch):
         check=True, cwd=scratch, env=env, timeout=600,
     )
     return np.load(scratch / "out.npy")
+
+
+def write_predictions(dataset, folder, change=lambda array: array):
+    """Copy each label as a prediction, changed by ``change`` (on the file's [x, y, z] array)."""
+    folder.mkdir(exist_ok=True)
+    for case in dataset.labelled:
+        label = nib.load(str(dataset.path(case.label)))
+        array = change(np.asanyarray(label.dataobj)).astype(np.uint8)
+        save_image(nib.Nifti1Image(array, label.affine), folder / f"{case.id}.nii.gz")
+    return folder

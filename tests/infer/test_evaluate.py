@@ -4,21 +4,12 @@ import math
 import nibabel as nib
 import numpy as np
 import pytest
+from standins import write_predictions
 
 from tfcovseg.errors import TfcovsegError
 from tfcovseg.infer.evaluate import evaluate, summarise
 from tfcovseg.io.nifti import save_image
 from tfcovseg.metrics import dice, surface_dice
-
-
-def write_predictions(dataset, folder, change=lambda array: array):
-    """Copy each label as a prediction, changed by ``change`` (on the file's [x, y, z] array)."""
-    folder.mkdir(exist_ok=True)
-    for case in dataset.labelled:
-        label = nib.load(str(dataset.path(case.label)))
-        array = change(np.asanyarray(label.dataobj)).astype(np.uint8)
-        save_image(nib.Nifti1Image(array, label.affine), folder / f"{case.id}.nii.gz")
-    return folder
 
 
 def read_rows(path):
@@ -113,3 +104,16 @@ def test_model_and_predictions_are_mutually_exclusive(phantom_dataset, tmp_path)
         evaluate(data=phantom_dataset.root)
     with pytest.raises(TfcovsegError, match="either --model"):
         evaluate(model=tmp_path, predictions=tmp_path, data=phantom_dataset.root)
+
+
+def test_an_export_is_evaluated_like_a_run(phantom_dataset, tmp_path):
+    from standins import tiny_unet
+
+    from tfcovseg.infer.export import export_keras_model
+    from tfcovseg.rundir import InputSpec
+
+    export_dir = tmp_path / "export"
+    export_keras_model(tiny_unet(), InputSpec(size=(8, 16, 16)), export_dir)
+    summary = evaluate(model=export_dir, data=phantom_dataset.root)
+    assert (export_dir / "evaluation" / phantom_dataset.name / "cases.csv").is_file()
+    assert summary[0]["n"] + summary[0]["excluded"] == len(phantom_dataset.labelled)
