@@ -11,7 +11,7 @@ import tfcovseg  # noqa: F401  (must precede TensorFlow: selects tf_keras)
 
 import tensorflow as tf  # isort: skip
 
-from tfcovseg.io.nifti import save_image  # noqa: E402
+from tfcovseg.io.nifti import save_image
 
 SHARPNESS = 20.0  # logits of the pointwise stand-in: SHARPNESS * (scaled intensity - 0.5)
 
