@@ -136,3 +136,9 @@ def test_offline_imagenet_cells_are_marked_summarised_and_retried(tmp_path, monk
     assert "Cells without ImageNet weights" in (bench_dir / "report.md").read_text()
     run_bench(path)
     assert "0 already finished, 1 to run" in capsys.readouterr().out
+
+
+def test_an_empty_selection_runs_nothing_and_writes_no_report(tmp_path, capsys):
+    bench_dir = run_bench(tiny_config(tmp_path, name="empty", archs=["unet"]), shard="2/2")
+    assert "0 cells selected" in capsys.readouterr().out
+    assert not (bench_dir / "report.md").exists()

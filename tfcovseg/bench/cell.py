@@ -7,6 +7,7 @@ step (forward + backward + update) and a validation forward pass, averaged over 
 authors profiled the forward pass only, so their training times are lower.
 """
 
+import dataclasses
 import datetime
 import platform
 import time
@@ -83,8 +84,8 @@ def train(model, train_batches, validation_batches, training: Training, on_epoch
     return recorder
 
 
-def test(model, splits, pipeline, experiment: str, evaluation: Evaluation, batch_size: int,
-         keep_volume: bool) -> tuple[dict, dict, dict]:
+def score_test_set(model, splits, pipeline, experiment: str, evaluation: Evaluation,
+                   batch_size: int, keep_volume: bool) -> tuple[dict, dict, dict]:
     """Mean test metrics; image counts; arrays for the figures.
 
     ``missed_images`` counts test images with a non-empty target where nothing was predicted:
@@ -143,7 +144,7 @@ def run_cell(cell: Cell, config: BenchConfig, bench_dir, splits=None, on_epoch=N
     validation_batches = bench_data.batches(splits.train, splits.validation_cases, pipeline,
                                             training=False, **batch)
     size = int(train_batches.element_spec[0].shape[1])
-    result = {"id": cell.id, "cell": _cell_dict(cell), "image_size": size,
+    result = {"id": cell.id, "cell": dataclasses.asdict(cell), "image_size": size,
               "config": to_dict(config), "host": platform.node(),
               "tfcovseg_version": tfcovseg.__version__}
 
@@ -161,8 +162,8 @@ def run_cell(cell: Cell, config: BenchConfig, bench_dir, splits=None, on_epoch=N
     n_train = bench_data.slice_count(splits.train, splits.train_cases)
     n_validation = bench_data.slice_count(splits.train, splits.validation_cases)
     keep_volume = cell.encoder == evaluation.volume_encoder and cell.init == "random"
-    metrics, counts, arrays = test(model, splits, pipeline, cell.experiment, evaluation,
-                                   training.batch_size, keep_volume)
+    metrics, counts, arrays = score_test_set(model, splits, pipeline, cell.experiment,
+                                             evaluation, training.batch_size, keep_volume)
     arrays.update(filters_before=filters_before, filters_after=first_conv_kernel(model))
 
     save_weights(model, store.weights_path(bench_dir, cell.id))
@@ -191,11 +192,6 @@ def save_weights(model, path) -> None:
     layers_only = tf.keras.Model(model.inputs, model.outputs, name=model.name)
     with atomic_path(path, suffix=".weights.h5") as tmp:
         layers_only.save_weights(str(tmp))
-
-
-def _cell_dict(cell: Cell) -> dict:
-    return {"experiment": cell.experiment, "arch": cell.arch, "encoder": cell.encoder,
-            "init": cell.init}
 
 
 def _now() -> str:

@@ -84,7 +84,10 @@ def run_bench(config="bench_smoke", data=None, out=None, only=None, shard=None,
     else:
         _run_here(todo, cfg, bench_dir, splits)
     _print_unavailable(bench_dir, cells)
-    write_report(bench_dir)
+    if store.read_results(bench_dir):
+        write_report(bench_dir)
+    else:
+        print("no cell results yet: no report", flush=True)
     return bench_dir
 
 
