@@ -38,6 +38,7 @@ def test_report_of_a_small_grid_has_csv_tables_and_every_figure(tmp_path):
     assert all(50 <= float(r["dice"]) <= 100 for r in done)
 
     text = report.read_text()
+    assert "convention `paper`" in text
     assert "| Architecture | Encoder | Params (M)" in text
     assert "lungs random Dice" in text and "lesions imagenet Sens" in text
     assert "| unet | mean |" in text and "| pspnet | std |" in text

@@ -116,12 +116,23 @@ def summaries(done) -> str:
     return "\n".join(parts)
 
 
+def _metric_note(done) -> str:
+    evaluation = done[0]["config"]["evaluation"]
+    missed = sum(r.get("missed_images", 0) for r in done)
+    note = (f"Test metrics per image at threshold {evaluation['threshold']}, eps "
+            f"{evaluation['eps']:g}, convention `{evaluation['convention']}`, averaged per cell.")
+    if missed and evaluation["convention"] == "paper":
+        note += (f" {missed} test image(s) with a non-empty target got no prediction at all and "
+                 "score 1 under the paper's TP + FP = 0 rule (column missed_images of results.csv).")
+    return note
+
+
 def markdown(results, figure_notes) -> str:
     done = [r for r in results if r["status"] == store.DONE]
     unavailable = [r for r in results if r["status"] == store.NO_IMAGENET]
     lines = [f"# Bench report ({len(done)} finished cells)", ""]
     if done:
-        lines += ["## Table 2", "", table2(done), "", "## Section 5 summaries", "",
+        lines += [_metric_note(done), "", "## Table 2", "", table2(done), "", "## Section 5 summaries", "",
                   summaries(done), ""]
     if unavailable:
         lines += ["## Cells without ImageNet weights (offline; rerun `tfcovseg bench` online "
