@@ -113,9 +113,12 @@ def train(config, data, out, resume, strategy, overrides):
 @click.option("--out", type=click.Path(file_okay=False), help="Folder for the CSV/Markdown results.")
 @click.option("--predictions", type=click.Path(exists=True, file_okay=False),
               help="Score existing prediction NIfTIs (<id>.nii.gz) instead of a model.")
-@click.option("--tolerance", type=float, help="NSD tolerance in mm (default: 3 mm, Ma et al.'s lesion value).")
-@click.option("--overlap", default=0.5, show_default=True, help="Sliding-window overlap (patch-mode runs).")
-@click.option("--batch-size", default=1, show_default=True, help="Windows per batch (patch-mode runs).")
+@click.option("--tolerance", type=float,
+              help="NSD tolerance in mm (default: 3 mm, Ma et al.'s lesion value).")
+@click.option("--overlap", default=0.5, show_default=True,
+              help="Sliding-window overlap (patch-mode runs).")
+@click.option("--batch-size", default=1, show_default=True,
+              help="Windows per batch (patch-mode runs).")
 def evaluate(model, data, out, predictions, tolerance, overlap, batch_size):
     """Per-case Dice and normalized surface Dice, as Ma et al.'s benchmark computes them.
 
@@ -135,8 +138,10 @@ def evaluate(model, data, out, predictions, tolerance, overlap, batch_size):
 @click.option("--probabilities", is_flag=True, help="Also write lesion probabilities.")
 @click.option("--lung-mask", type=click.Path(exists=True, dir_okay=False),
               help="Lung mask NIfTI for the report (default: a simple threshold extraction).")
-@click.option("--overlap", default=0.5, show_default=True, help="Sliding-window overlap (patch-mode runs).")
-@click.option("--batch-size", default=1, show_default=True, help="Windows per batch (patch-mode runs).")
+@click.option("--overlap", default=0.5, show_default=True,
+              help="Sliding-window overlap (patch-mode runs).")
+@click.option("--batch-size", default=1, show_default=True,
+              help="Windows per batch (patch-mode runs).")
 def predict(model, input_path, out, probabilities, lung_mask, overlap, batch_size):
     """Segment lesions in a CT (NIfTI file or DICOM series folder), with a report.
 

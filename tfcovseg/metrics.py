@@ -31,7 +31,8 @@ def _as_masks(gt, seg):
     gt = np.asarray(gt).astype(bool)
     seg = np.asarray(seg).astype(bool)
     if gt.shape != seg.shape:
-        raise ValueError(f"masks differ in shape: ground truth {gt.shape}, segmentation {seg.shape}")
+        raise ValueError(f"masks differ in shape: ground truth {gt.shape}, "
+                         f"segmentation {seg.shape}")
     return gt, seg
 
 

@@ -1,4 +1,4 @@
-"""Test helpers: tiny unet3d stand-ins ([B,D,H,W,C] in, [B,D,H,W,2] logits), CTs, a serving client."""
+"""Test helpers: tiny unet3d stand-ins ([B,D,H,W,C] -> [B,D,H,W,2] logits), CTs, a TF client."""
 
 import subprocess
 import sys
@@ -37,7 +37,8 @@ def pointwise_probability(scaled):
 
 
 def sphere_ct(shape=(12, 40, 36), radius=0.3, centre=(0.5, 0.5, 0.5)):
-    """A [D, H, W] HU volume: -1000 outside a sphere of 100 HU (radius as a fraction of each axis)."""
+    """A [D, H, W] HU volume: -1000 HU, and 100 HU inside a sphere (radius and centre as fractions
+    of each axis); returns the volume and the sphere mask."""
     grid = np.meshgrid(*(np.linspace(0, 1, s) for s in shape), indexing="ij")
     inside = sum((g - c) ** 2 for g, c in zip(grid, centre)) < radius**2
     return np.where(inside, 100.0, -1000.0).astype(np.float32), inside

@@ -6,7 +6,7 @@ from tfcovseg.infer.sliding_window import gaussian_importance, sliding_window, w
 
 def test_identity_model_reproduces_the_volume_after_blending():
     volume = np.random.default_rng(0).normal(size=(11, 21, 17)).astype(np.float32)
-    result = sliding_window(volume, lambda batch: batch, window=(4, 8, 8), overlap=0.5, batch_size=3)
+    result = sliding_window(volume, lambda b: b, window=(4, 8, 8), overlap=0.5, batch_size=3)
     np.testing.assert_allclose(result, volume, rtol=1e-5, atol=1e-5)
 
 

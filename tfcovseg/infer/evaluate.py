@@ -179,7 +179,8 @@ def evaluate(model=None, data=None, out=None, predictions=None, tolerance=None,
         label_image = load_nifti(label_path)
         if predictor is not None:
             prediction_path = out / "predictions" / f"{case.id}.nii.gz"
-            prediction_image = _predicted_image(predictor, dataset.path(case.image), prediction_path)
+            prediction_image = _predicted_image(predictor, dataset.path(case.image),
+                                                prediction_path)
         else:
             prediction_path = _prediction_file(Path(predictions), case.id)
             prediction_image = load_nifti(prediction_path)

@@ -58,7 +58,9 @@ class ServingModule(tf.Module):
         self.model = model
         self._spec = spec
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, None], tf.float32, SIGNATURE_INPUT)])
+    @tf.function(input_signature=[
+        tf.TensorSpec([None, None, None, None], tf.float32, name=SIGNATURE_INPUT)
+    ])
     def serve(self, ct):
         return {SIGNATURE_OUTPUT: lesion_probabilities(self.model, ct, self._spec)}
 
@@ -81,7 +83,8 @@ def new_version_dir(out, version) -> Path:
 
 
 def export_keras_model(model, spec: InputSpec, out, version: int = 1, run=None) -> Path:
-    """Write ``out/<version>/`` (SavedModel) and ``out/tfcovseg_export.json``; returns the version dir."""
+    """Write ``out/<version>/`` (SavedModel) and ``out/tfcovseg_export.json``; returns the
+    version folder."""
     check_exportable(spec)
     out = Path(out)
     target = new_version_dir(out, version)
@@ -117,7 +120,8 @@ def export_savedmodel(model, out, version: int = 1) -> Path:
     keras_model, info = load_model(model)
     target = export_keras_model(keras_model, info.input, out, version, run=model)
     print(f"SavedModel written to {target}")
-    print(f"  check:  saved_model_cli show --dir {target} --tag_set serve --signature_def {SIGNATURE}")
+    print(f"  check:  saved_model_cli show --dir {target} --tag_set serve "
+          f"--signature_def {SIGNATURE}")
     print(f"  serve:  docker run -p 8501:8501 -v {Path(out).resolve()}:/models/tfcovseg "
           "-e MODEL_NAME=tfcovseg tensorflow/serving")
     print(f"  use:    tfcovseg predict --model {out} CT.nii.gz")

@@ -9,7 +9,8 @@ How a volume is predicted follows the run's ``InputSpec``:
 
 - ``resize`` (the paper's whole-volume mode): resize the volume to the model's grid
   (trilinear, ``align_corners=True``, as the authors' PyTorch pipeline), clip and scale the
-  intensities, predict, softmax, and resize the lesion probability back to the volume's grid (trilinear).
+  intensities, predict, softmax, and resize the lesion probability back to the volume's grid
+  (trilinear).
   This is one TensorFlow function (``lesion_probabilities``), the same graph the export serves.
 - ``patch``: scale the whole volume (as training does before cutting patches), then
   ``sliding_window`` over it with the model's input size as window, Gaussian blending and

@@ -27,7 +27,7 @@ def gaussian_importance(window) -> np.ndarray:
 
 
 def window_starts(size: int, window: int, overlap: float) -> list:
-    """Evenly spaced window starts covering ``[0, size)``, the step at most (1 - overlap) * window."""
+    """Evenly spaced window starts covering ``[0, size)``, at most (1 - overlap) * window apart."""
     if size <= window:
         return [0]
     step = window * (1.0 - overlap)
@@ -51,7 +51,8 @@ def _batches(items, batch_size):
         yield batch
 
 
-def sliding_window(volume, predict_fn, window, overlap: float = DEFAULT_OVERLAP, batch_size: int = 1):
+def sliding_window(volume, predict_fn, window, overlap: float = DEFAULT_OVERLAP,
+                   batch_size: int = 1):
     """Blend ``predict_fn`` over windows of ``volume`` ([D, H, W]) into a [D, H, W] result.
 
     ``predict_fn`` maps a batch ``[n, *window]`` of windows to ``[n, *window]`` predictions
@@ -67,7 +68,8 @@ def sliding_window(volume, predict_fn, window, overlap: float = DEFAULT_OVERLAP,
     importance = gaussian_importance(window)
     blended = np.zeros(volume.shape, np.float32)
     weight = np.zeros(volume.shape, np.float32)
-    starts = itertools.product(*(window_starts(s, w, overlap) for s, w in zip(volume.shape, window)))
+    axes = [window_starts(s, w, overlap) for s, w in zip(volume.shape, window)]
+    starts = itertools.product(*axes)
     regions = [tuple(slice(s, s + w) for s, w in zip(start, window)) for start in starts]
     for batch in _batches(regions, batch_size):
         predictions = np.asarray(predict_fn(np.stack([volume[r] for r in batch])), np.float32)
