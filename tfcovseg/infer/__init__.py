@@ -4,3 +4,7 @@
 ``sliding_window``, ``predict_ct``, ``evaluate`` and ``export_savedmodel`` live in the modules
 of this package; importing it does not import TensorFlow.
 """
+
+# Two NIfTI grids are the same when their affines agree to 0.01 mm (float32 headers round
+# world positions of a few hundred mm at about 1e-5 mm; a real misregistration is far larger).
+GRID_TOLERANCE_MM = 1e-2

@@ -32,6 +32,7 @@ import numpy as np
 
 from tfcovseg.errors import TfcovsegError
 from tfcovseg.files import write_text
+from tfcovseg.infer import GRID_TOLERANCE_MM
 from tfcovseg.infer.sliding_window import DEFAULT_OVERLAP
 from tfcovseg.io.manifest import load_dataset
 from tfcovseg.io.nifti import load_nifti, read_volume, save_image, to_source_grid
@@ -39,7 +40,6 @@ from tfcovseg.metrics import LESION_TOLERANCE_MM, dice, surface_dice
 
 LESION_LABEL = 1  # Ma et al.: gt == 1 and seg == 1
 STD_DDOF = 1  # sample standard deviation over patients
-GRID_TOLERANCE_MM = 1e-2
 MM3_PER_ML = 1000.0
 CASE_FIELDS = ["id", "patient", "dice", "nsd", "label_ml", "prediction_ml", "note"]
 

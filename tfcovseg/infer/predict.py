@@ -24,6 +24,7 @@ import numpy as np
 
 from tfcovseg.errors import TfcovsegError
 from tfcovseg.files import write_json
+from tfcovseg.infer import GRID_TOLERANCE_MM
 from tfcovseg.infer.lungs import body_midline, extract_lungs, split_sides
 from tfcovseg.infer.predictor import lesion_mask, load_predictor
 from tfcovseg.infer.report import format_summary, volume_report, write_overlay_png
@@ -31,7 +32,6 @@ from tfcovseg.infer.sliding_window import DEFAULT_OVERLAP
 from tfcovseg.io.nifti import read_volume, save_image, to_source_grid
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
-GRID_TOLERANCE_MM = 1e-3
 
 
 @dataclasses.dataclass
