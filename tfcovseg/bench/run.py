@@ -104,7 +104,11 @@ def _run_here(cells, cfg: BenchConfig, bench_dir: Path, splits) -> None:
 def _outcome(result: dict) -> str:
     if result["status"] != store.DONE:
         return result.get("reason", result["status"])
-    return f"test Dice {100 * result['metrics']['dice']:.2f}%"
+    outcome = f"test Dice {100 * result['metrics']['dice']:.2f}%"
+    if result["missed_images"]:
+        outcome += (f" ({result['missed_images']} of {result['test_images']} test images with a "
+                    "target got no prediction)")
+    return outcome
 
 
 def _ray_cell(cell: Cell, cfg: BenchConfig, bench_dir: str, index: int, total: int) -> dict:
