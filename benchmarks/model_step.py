@@ -35,6 +35,21 @@ def random_batch(batch, size, seed=0):
     return image, label
 
 
+def timed(step, steps):
+    """Wall and process-CPU seconds of ``steps`` calls after one warm-up call (graph tracing).
+
+    On a shared machine the wall time grows with the load; CPU seconds (all threads) much less.
+    """
+    step()
+    wall, cpu = [], []
+    for _ in range(steps):
+        start_wall, start_cpu = time.perf_counter(), time.process_time()
+        step()
+        wall.append(time.perf_counter() - start_wall)
+        cpu.append(time.process_time() - start_cpu)
+    return wall, cpu
+
+
 def keras_step_times(batch, size, precision, steps):
     from tfcovseg.models import unet3d  # first: selects Keras 2 before TensorFlow loads
 
@@ -46,12 +61,7 @@ def keras_step_times(batch, size, precision, steps):
     model.compile(optimizer=tf.keras.optimizers.Adam(1e-3),
                   loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     image, label = random_batch(batch, size)
-    times = []
-    for _ in range(steps + 1):  # the first step traces the graph
-        start = time.perf_counter()
-        model.train_on_batch(image, label)
-        times.append(time.perf_counter() - start)
-    return times[1:]
+    return timed(lambda: model.train_on_batch(image, label), steps)
 
 
 def torch_step_times(batch, size, precision, steps):
@@ -64,29 +74,33 @@ def torch_step_times(batch, size, precision, steps):
     image, label = random_batch(batch, size)
     image = torch.from_numpy(image.transpose(0, 4, 1, 2, 3).copy()).repeat(1, 3, 1, 1, 1)
     label = torch.from_numpy(label).long()
-    times = []
-    for _ in range(steps + 1):
-        start = time.perf_counter()
+
+    def step():
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bfloat16"):
             loss = torch.nn.functional.cross_entropy(model(image).float(), label)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        times.append(time.perf_counter() - start)
-    return times[1:]
+
+    return timed(step, steps)
 
 
 def run_one(framework, stage, precision, steps) -> dict:
     batch, size = STAGES[stage]
     measure = keras_step_times if framework == "keras" else torch_step_times
-    times = measure(batch, size, precision, steps)
+    wall, cpu = measure(batch, size, precision, steps)
     return {"framework": framework, "stage": stage, "precision": precision,
-            "step_s": statistics.median(times), "peak_rss_mb": peak_rss_mb()}
+            "step_s": statistics.median(wall), "cpu_s": statistics.median(cpu),
+            "peak_rss_mb": peak_rss_mb()}
 
 
-def run_in_subprocess(framework, stage, precision, steps) -> dict:
+def run_in_subprocess(framework, stage, precision, steps, timeout) -> dict:
     command = [sys.executable, __file__, "--one", framework, stage, precision, "--steps", str(steps)]
-    done = subprocess.run(command, capture_output=True, text=True)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"framework": framework, "stage": stage, "precision": precision,
+                "error": f"over {timeout} s"}
     if done.returncode != 0:
         return {"framework": framework, "stage": stage, "precision": precision,
                 "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
@@ -94,16 +108,16 @@ def run_in_subprocess(framework, stage, precision, steps) -> dict:
 
 
 def markdown(rows) -> str:
-    lines = ["| framework | stage | batch x D x H x W | precision | step (s) | peak RSS (GB) |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| framework | stage | batch x D x H x W | precision | step wall (s) | step CPU (s) | peak RSS (GB) |",
+             "|---|---|---|---|---|---|---|"]
     for row in rows:
         batch, size = STAGES[row["stage"]]
         shape = " x ".join(map(str, (batch, *size)))
         if "error" in row:
-            lines.append(f"| {row['framework']} | {row['stage']} | {shape} | {row['precision']} | failed: {row['error']} | |")
+            lines.append(f"| {row['framework']} | {row['stage']} | {shape} | {row['precision']} | failed: {row['error']} | | |")
         else:
             lines.append(f"| {row['framework']} | {row['stage']} | {shape} | {row['precision']} | "
-                         f"{row['step_s']:.2f} | {row['peak_rss_mb'] / 1024:.1f} |")
+                         f"{row['step_s']:.2f} | {row['cpu_s']:.2f} | {row['peak_rss_mb'] / 1024:.1f} |")
     return "\n".join(lines)
 
 
@@ -112,6 +126,7 @@ def main():
     parser.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up step")
     parser.add_argument("--frameworks", nargs="+", default=list(PRECISIONS), choices=list(PRECISIONS))
     parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=list(STAGES))
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds per configuration")
     parser.add_argument("--one", nargs=3, metavar=("FRAMEWORK", "STAGE", "PRECISION"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -121,7 +136,7 @@ def main():
     for framework in args.frameworks:
         for stage in args.stages:
             for precision in PRECISIONS[framework]:
-                rows.append(run_in_subprocess(framework, stage, precision, args.steps))
+                rows.append(run_in_subprocess(framework, stage, precision, args.steps, args.timeout))
                 print(rows[-1], file=sys.stderr, flush=True)
     print(markdown(rows))
 
