@@ -68,10 +68,13 @@ def test_export_refuses_to_overwrite_a_version(export):
         export_keras_model(model, SPEC, out, version=3)
 
 
-def test_patch_mode_runs_are_refused(tmp_path):
-    spec = InputSpec(mode="patch", size=(8, 16, 16))
-    with pytest.raises(TfcovsegError, match="resize mode"):
-        export_keras_model(tiny_unet(), spec, tmp_path)
+def test_patch_mode_export_runs_the_sliding_window_in_the_graph(tmp_path):
+    model = tiny_unet()
+    spec = InputSpec(mode="patch", size=(4, 8, 8), intensity=SPEC.intensity)
+    export_keras_model(model, spec, tmp_path, overlap=0.5, batch_size=3)
+    hu, _ = sphere_ct(shape=(7, 19, 13))  # not a multiple of the window, and thinner in W
+    expected = keras_predictor(model, spec, overlap=0.5, batch_size=3)(hu)
+    np.testing.assert_allclose(load_predictor(tmp_path)(hu), expected, atol=1e-5)
 
 
 def test_export_of_a_run_folder(make_run, tmp_path):

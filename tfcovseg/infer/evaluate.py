@@ -32,8 +32,7 @@ import numpy as np
 
 from tfcovseg.errors import TfcovsegError
 from tfcovseg.files import write_text
-from tfcovseg.infer import GRID_TOLERANCE_MM
-from tfcovseg.infer.sliding_window import DEFAULT_OVERLAP
+from tfcovseg.infer import DEFAULT_OVERLAP, GRID_TOLERANCE_MM
 from tfcovseg.io.manifest import load_dataset
 from tfcovseg.io.nifti import load_nifti, read_volume, save_image, to_source_grid
 from tfcovseg.metrics import LESION_TOLERANCE_MM, dice, surface_dice

@@ -10,9 +10,9 @@ The ``serving_default`` signature takes ``ct``: float32 ``[batch, D, H, W]`` in 
 (any D, H, W; axial slices along D, as tfcovseg's ``[D, H, W]`` = ``[z, y, x]`` arrays of a RAS+
 volume) and returns ``lesion_probability``: float32 ``[batch, D, H, W]`` on the same grid.
 Clipping, intensity scaling, channel repetition and the resizing to the model's grid and back
-are inside the graph (``tfcovseg.infer.predictor.lesion_probabilities``), so a client needs
-nothing from tfcovseg. Only whole-volume (``resize`` mode) runs can be exported: a sliding
-window over any volume size is not in the graph yet.
+(``resize`` runs) or the sliding window with Gaussian blending (``patch`` runs) are inside the
+graph (``tfcovseg.infer.predictor.lesion_probabilities``), so a client needs nothing from
+tfcovseg.
 
 Serving it (TF Serving loads ``EXPORT_DIR`` as model ``tfcovseg``)::
 
@@ -39,6 +39,7 @@ import tfcovseg
 from tfcovseg.config import to_dict
 from tfcovseg.errors import TfcovsegError
 from tfcovseg.files import write_json
+from tfcovseg.infer import DEFAULT_OVERLAP
 from tfcovseg.infer.predictor import (
     EXPORT_FILE,
     EXPORT_KIND,
@@ -53,23 +54,16 @@ from tfcovseg.rundir import InputSpec, load_model, read_run_info
 class ServingModule(tf.Module):
     """The exported graph: a Keras model with its preprocessing and resizing."""
 
-    def __init__(self, model, spec: InputSpec):
+    def __init__(self, model, spec: InputSpec, overlap: float, batch_size: int):
         super().__init__(name="tfcovseg")
         self.model = model
-        self._spec = spec
+        self._settings = (spec, overlap, batch_size)
 
     @tf.function(input_signature=[
         tf.TensorSpec([None, None, None, None], tf.float32, name=SIGNATURE_INPUT)
     ])
     def serve(self, ct):
-        return {SIGNATURE_OUTPUT: lesion_probabilities(self.model, ct, self._spec)}
-
-
-def check_exportable(spec: InputSpec) -> None:
-    if spec.mode != "resize":
-        raise TfcovsegError(
-            f"only whole-volume (resize mode) runs can be exported; this run uses {spec.mode!r}"
-        )
+        return {SIGNATURE_OUTPUT: lesion_probabilities(self.model, ct, *self._settings)}
 
 
 def new_version_dir(out, version) -> Path:
@@ -82,25 +76,25 @@ def new_version_dir(out, version) -> Path:
     return target
 
 
-def export_keras_model(model, spec: InputSpec, out, version: int = 1, run=None) -> Path:
+def export_keras_model(model, spec: InputSpec, out, version: int = 1, run=None,
+                       overlap: float = DEFAULT_OVERLAP, batch_size: int = 1) -> Path:
     """Write ``out/<version>/`` (SavedModel) and ``out/tfcovseg_export.json``; returns the
     version folder."""
-    check_exportable(spec)
     out = Path(out)
     target = new_version_dir(out, version)
     out.mkdir(parents=True, exist_ok=True)
-    module = ServingModule(model, spec)
+    module = ServingModule(model, spec, overlap, batch_size)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=out))
     try:
         tf.saved_model.save(module, str(staging), signatures={SIGNATURE: module.serve})
         os.replace(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    write_json(out / EXPORT_FILE, _export_info(spec, run))
+    write_json(out / EXPORT_FILE, _export_info(spec, run, overlap, batch_size))
     return target
 
 
-def _export_info(spec: InputSpec, run) -> dict:
+def _export_info(spec: InputSpec, run, overlap: float, batch_size: int) -> dict:
     return {
         "kind": EXPORT_KIND,
         "version": 1,
@@ -109,13 +103,14 @@ def _export_info(spec: InputSpec, run) -> dict:
         "inputs": {SIGNATURE_INPUT: "float32 [batch, D, H, W], raw Hounsfield units"},
         "outputs": {SIGNATURE_OUTPUT: "float32 [batch, D, H, W], lesion probability"},
         "input": to_dict(spec),
+        "sliding_window": {"overlap": overlap, "batch_size": batch_size},
         "run": None if run is None else str(run),
     }
 
 
 def export_savedmodel(model, out, version: int = 1) -> Path:
     """Export the run folder ``model`` for TF Serving as ``out/<version>/``."""
-    check_exportable(read_run_info(model).input)  # refuse before the slow model build
+    read_run_info(model)  # refuse a folder that is not a run before the slow model build
     new_version_dir(out, version)
     keras_model, info = load_model(model)
     target = export_keras_model(keras_model, info.input, out, version, run=model)

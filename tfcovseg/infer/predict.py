@@ -24,11 +24,10 @@ import numpy as np
 
 from tfcovseg.errors import TfcovsegError
 from tfcovseg.files import write_json
-from tfcovseg.infer import GRID_TOLERANCE_MM
+from tfcovseg.infer import DEFAULT_OVERLAP, GRID_TOLERANCE_MM
 from tfcovseg.infer.lungs import body_midline, extract_lungs, split_sides
 from tfcovseg.infer.predictor import lesion_mask, load_predictor
 from tfcovseg.infer.report import format_summary, volume_report, write_overlay_png
-from tfcovseg.infer.sliding_window import DEFAULT_OVERLAP
 from tfcovseg.io.nifti import read_volume, save_image, to_source_grid
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")

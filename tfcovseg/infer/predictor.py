@@ -11,10 +11,11 @@ How a volume is predicted follows the run's ``InputSpec``:
   (trilinear, ``align_corners=True``, as the authors' PyTorch pipeline), clip and scale the
   intensities, predict, softmax, and resize the lesion probability back to the volume's grid
   (trilinear).
-  This is one TensorFlow function (``lesion_probabilities``), the same graph the export serves.
 - ``patch``: scale the whole volume (as training does before cutting patches), then
   ``sliding_window`` over it with the model's input size as window, Gaussian blending and
   batched windows.
+
+Both are one TensorFlow function (``lesion_probabilities``), the same graph the export serves.
 
 A voxel is lesion when its probability exceeds ``THRESHOLD`` (argmax of the two classes).
 """
@@ -30,7 +31,8 @@ import tensorflow as tf
 from tfcovseg.config import from_dict
 from tfcovseg.data.intensity import normalise
 from tfcovseg.errors import TfcovsegError
-from tfcovseg.infer.sliding_window import DEFAULT_OVERLAP, sliding_window
+from tfcovseg.infer import DEFAULT_OVERLAP
+from tfcovseg.infer.sliding_window import sliding_window
 from tfcovseg.resize import resize_linear
 from tfcovseg.rundir import RUN_FILE, InputSpec, load_model
 
@@ -69,39 +71,36 @@ def window_probabilities(model, windows):
     return tf.nn.softmax(logits, axis=-1)[..., LESION_CLASS]
 
 
-def lesion_probabilities(model, volumes_hu, spec: InputSpec):
-    """Resize mode as one TF function: raw HU ``[B, D, H, W]`` -> probabilities, same shape.
+def lesion_probabilities(model, volumes_hu, spec: InputSpec, overlap=DEFAULT_OVERLAP,
+                         batch_size=1):
+    """Raw HU ``[B, D, H, W]`` -> lesion probabilities of the same shape, in TF ops.
 
-    Resize first, then clip and scale, in the order of the training pipeline
-    (``tfcovseg.data.pipeline3d.prepare_case``), so min-max sees the same values.
+    Resize mode resizes first, then clips and scales, in the order of the training pipeline
+    (``tfcovseg.data.pipeline3d.prepare_case``), so min-max sees the same values; patch mode
+    scales the whole volume before the windows are cut, as training does.
     """
     volumes_hu = tf.convert_to_tensor(volumes_hu, tf.float32)
+    if spec.mode == "patch":
+        def one_volume(scaled):
+            return sliding_window(scaled, lambda windows: window_probabilities(model, windows),
+                                  spec.size, overlap, batch_size)
+
+        return tf.map_fn(one_volume, normalise(volumes_hu, spec.intensity))
     grid = tf.shape(volumes_hu)[1:4]
     x = resize_linear(volumes_hu[..., None], spec.size)[..., 0]
     probabilities = window_probabilities(model, normalise(x, spec.intensity))
     return resize_linear(probabilities[..., None], [grid[0], grid[1], grid[2]])[..., 0]
 
 
-def keras_predictor(model, spec: InputSpec, overlap=DEFAULT_OVERLAP, batch_size=1, source="keras"):
+def keras_predictor(model, spec: InputSpec, overlap=DEFAULT_OVERLAP, batch_size=1,
+                    source="keras") -> Predictor:
     """A ``Predictor`` around a Keras model with the ``unet3d`` contract (logits [B,D,H,W,2])."""
-    if spec.mode == "resize":
-        volume_spec = tf.TensorSpec([None, None, None, None], tf.float32)
 
-        @tf.function(input_signature=[volume_spec])
-        def whole_volume(volumes):
-            return lesion_probabilities(model, volumes, spec)
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, None], tf.float32)])
+    def predict(volumes):
+        return lesion_probabilities(model, volumes, spec, overlap, batch_size)
 
-        return Predictor(lambda hu: whole_volume(hu[None])[0].numpy(), spec, source)
-
-    @tf.function(reduce_retracing=True)
-    def windows(batch):
-        return window_probabilities(model, batch)
-
-    def patches(hu):
-        scaled = normalise(hu, spec.intensity).numpy()
-        return sliding_window(scaled, lambda b: windows(b).numpy(), spec.size, overlap, batch_size)
-
-    return Predictor(patches, spec, source)
+    return Predictor(lambda hu: predict(hu[None])[0].numpy(), spec, source)
 
 
 def export_version_dir(path) -> Path | None:

@@ -4,15 +4,17 @@ Windows of the model's input size tile the volume with the given overlap; each w
 prediction is weighted by a Gaussian centred on the window (sigma = 1/8 of the window along
 each axis, as nnU-Net's ``_get_gaussian``), because predictions near a window's border see less
 context. The blended value at a voxel is the weighted mean over the windows that cover it.
+
+Written in TensorFlow ops with dynamic shapes, so the same function runs eagerly, inside a
+``tf.function`` and inside the exported SavedModel (``tfcovseg.infer.export``).
 """
 
-import itertools
-import math
-
 import numpy as np
+import tensorflow as tf
+
+from tfcovseg.infer import DEFAULT_OVERLAP
 
 GAUSSIAN_SIGMA_SCALE = 1 / 8  # nnU-Net: sigma = window size / 8 along each axis
-DEFAULT_OVERLAP = 0.5
 
 
 def gaussian_importance(window) -> np.ndarray:
@@ -26,29 +28,26 @@ def gaussian_importance(window) -> np.ndarray:
     return (weights / weights.max()).astype(np.float32)
 
 
-def window_starts(size: int, window: int, overlap: float) -> list:
+def window_starts(size, window: int, overlap: float):
     """Evenly spaced window starts covering ``[0, size)``, at most (1 - overlap) * window apart."""
-    if size <= window:
-        return [0]
-    step = window * (1.0 - overlap)
-    count = math.ceil((size - window) / step) + 1
-    span = size - window
-    return [round(i * span / (count - 1)) for i in range(count)]
+    span = tf.cast(tf.maximum(size - window, 0), tf.float32)
+    count = tf.cast(tf.math.ceil(span / (window * (1.0 - overlap))), tf.int32) + 1
+    positions = tf.range(count, dtype=tf.float32) * span / tf.cast(tf.maximum(count - 1, 1), tf.float32)
+    return tf.cast(tf.round(positions), tf.int32)
 
 
 def _pad_to_window(volume, window):
     """Pad each axis at the end up to the window size with the volume's minimum (air in CT, as
     the training pipeline pads patches)."""
-    padding = [(0, max(w - s, 0)) for s, w in zip(volume.shape, window)]
-    if any(after for _, after in padding):
-        volume = np.pad(volume, padding, constant_values=volume.min())
-    return volume
+    missing = tf.maximum(tf.constant(window) - tf.shape(volume), 0)
+    paddings = tf.stack([tf.zeros_like(missing), missing], axis=1)
+    return tf.pad(volume, paddings, constant_values=tf.reduce_min(volume))
 
 
-def _batches(items, batch_size):
-    iterator = iter(items)
-    while batch := list(itertools.islice(iterator, batch_size)):
-        yield batch
+def _window_offsets(window) -> np.ndarray:
+    """Index offsets ``[voxels, 3]`` of every voxel of a window from its corner."""
+    grid = np.meshgrid(*(np.arange(w) for w in window), indexing="ij")
+    return np.stack(grid, axis=-1).reshape(-1, 3).astype(np.int32)
 
 
 def sliding_window(volume, predict_fn, window, overlap: float = DEFAULT_OVERLAP,
@@ -56,25 +55,29 @@ def sliding_window(volume, predict_fn, window, overlap: float = DEFAULT_OVERLAP,
     """Blend ``predict_fn`` over windows of ``volume`` ([D, H, W]) into a [D, H, W] result.
 
     ``predict_fn`` maps a batch ``[n, *window]`` of windows to ``[n, *window]`` predictions
-    (e.g. lesion probabilities). Volumes smaller than the window along an axis are padded at the
-    end with their minimum and the padding is cut off again.
+    (e.g. lesion probabilities) with TensorFlow ops (a Keras model does). Volumes smaller than
+    the window along an axis are padded at the end with their minimum and the padding is cut
+    off again.
     """
     if not 0.0 <= overlap < 1.0:
         raise ValueError(f"overlap must be in [0, 1), got {overlap}")
-    window = tuple(int(w) for w in window)
-    volume = np.asarray(volume, np.float32)
-    original_shape = volume.shape
-    volume = _pad_to_window(volume, window)
-    importance = gaussian_importance(window)
-    blended = np.zeros(volume.shape, np.float32)
-    weight = np.zeros(volume.shape, np.float32)
-    axes = [window_starts(s, w, overlap) for s, w in zip(volume.shape, window)]
-    starts = itertools.product(*axes)
-    regions = [tuple(slice(s, s + w) for s, w in zip(start, window)) for start in starts]
-    for batch in _batches(regions, batch_size):
-        predictions = np.asarray(predict_fn(np.stack([volume[r] for r in batch])), np.float32)
-        for region, prediction in zip(batch, predictions):
-            blended[region] += prediction * importance
-            weight[region] += importance
-    crop = tuple(slice(0, s) for s in original_shape)
-    return blended[crop] / weight[crop]
+    window = [int(w) for w in window]
+    volume = tf.convert_to_tensor(volume, tf.float32)
+    padded = _pad_to_window(volume, window)
+    shape = tf.shape(padded)
+    starts = [window_starts(shape[axis], window[axis], overlap) for axis in range(3)]
+    corners = tf.reshape(tf.stack(tf.meshgrid(*starts, indexing="ij"), axis=-1), [-1, 3])
+    importance = tf.reshape(tf.constant(gaussian_importance(window)), [1, -1])
+    offsets = tf.constant(_window_offsets(window))
+    blended = tf.zeros(shape, tf.float32)
+    weight = tf.zeros(shape, tf.float32)
+    for first in tf.range(0, tf.shape(corners)[0], batch_size):
+        batch = corners[first:first + batch_size]
+        indices = batch[:, None, :] + offsets[None]  # [n, voxels, 3]
+        windows = tf.reshape(tf.gather_nd(padded, indices), [-1, *window])
+        predictions = tf.reshape(tf.cast(predict_fn(windows), tf.float32), [-1, offsets.shape[0]])
+        weights = tf.broadcast_to(importance, tf.shape(predictions))
+        blended = tf.tensor_scatter_nd_add(blended, indices, predictions * weights)
+        weight = tf.tensor_scatter_nd_add(weight, indices, weights)
+    size = tf.shape(volume)
+    return (blended / weight)[: size[0], : size[1], : size[2]]
