@@ -22,7 +22,11 @@ from tfcovseg.bench.backbones import convert  # noqa: E402
 from tfcovseg.bench.backbones.convert import convert_imagenet, load_state_dict, main  # noqa: E402
 from tfcovseg.bench.backbones.densenet import torchvision_keys  # noqa: E402
 from tfcovseg.bench.backbones.imagenet import MissingImagenetWeights, cache_path, source_url  # noqa: E402
-from tfcovseg.bench.backbones.layers import ChannelSplit, TorchMaxPooling2D  # noqa: E402
+from tfcovseg.bench.backbones.layers import (  # noqa: E402
+    ChannelSplit,
+    GroupedConv2D,
+    TorchMaxPooling2D,
+)
 from tfcovseg.errors import TfcovsegError  # noqa: E402
 # isort: on
 
@@ -126,6 +130,25 @@ def test_torch_max_pooling_pads_with_minus_infinity_under_bfloat16():
     x = -np.arange(1, 17, dtype=np.float32).reshape(1, 4, 4, 1)  # all negative: zeros would win
     pooled = TorchMaxPooling2D(3, 2, 1, dtype="mixed_bfloat16")(x).numpy().astype(np.float32)
     np.testing.assert_array_equal(pooled[0, ..., 0], [[-1, -2], [-5, -6]])
+
+
+def test_grouped_conv_equals_keras_grouped_conv_forward_and_backward():
+    x = tf.constant(np.random.default_rng(0).standard_normal((1, 6, 6, 8)), tf.float32)
+    keras_conv = tf.keras.layers.Conv2D(6, 3, padding="same", groups=2)
+    ours = GroupedConv2D(6, 3, padding="same", groups=2)
+    keras_conv.build(x.shape)
+    ours.build(x.shape)
+    ours.set_weights(keras_conv.get_weights())
+
+    def value_and_gradients(layer):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(y**2)
+        return [y, *tape.gradient(loss, [x, *layer.trainable_weights])]
+
+    for want, got in zip(value_and_gradients(keras_conv), value_and_gradients(ours)):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_channel_split_cuts_at_the_given_sizes():
