@@ -48,8 +48,8 @@ class Position:
 
 
 def best_weights(stage: Stage) -> str:
-    """A stage's best weights file, relative to the run folder."""
-    return f"{CHECKPOINTS}/{stage.name}.best.weights.h5"
+    """A stage's best weights (HDF5, weights only), relative to the run folder."""
+    return f"{CHECKPOINTS}/{stage.name}.best.h5"
 
 
 def read_position(run_dir) -> Position:
@@ -138,8 +138,6 @@ class EpochRecorder(tf.keras.callbacks.Callback):
             write_position(self.run_dir, position)
             if previous and previous != folder:
                 shutil.rmtree(self.run_dir / previous, ignore_errors=True)
-        print(f"{stage.name} epoch {row['epoch']}: loss {row['loss']}, tuning loss "
-              f"{row['val_loss']}, tuning Dice {row['val_dice']} ({row['seconds']} s)", flush=True)
 
     def save_checkpoint(self, folder: str) -> None:
         # Workers other than the chief must take part in saving too; their copy is thrown away.

@@ -6,7 +6,7 @@ The run folder::
     environment.json   versions, git revision, device, precision, strategy
     split.json         the seeded train/tuning split (case ids)
     history.csv        stage, phase, epoch, lr, loss, val_loss, val_dice, seconds
-    checkpoints/       <stage>.best.weights.h5, last-*/ (model + optimizer), state.json
+    checkpoints/       <stage>.best.h5 (weights), last-*/ (weights + optimizer), state.json
     tensorboard/       TensorBoard logs per stage
     summary.json       best tuning Dice per stage, wall time
     run.json           what predict/evaluate/export load (tfcovseg.rundir)
