@@ -26,13 +26,12 @@ def _percent(part: float, whole: float):
     return 100.0 * part / whole if whole > 0 else None
 
 
-def volume_report(lesion, spacing, sides: dict | None) -> dict:
-    """Lesion volume (mL) and, with lung ``sides`` ({"right": mask, "left": mask}), per lung."""
+def volume_report(lesion, spacing, sides: dict) -> dict:
+    """Lesion volume (mL), and lung volume and lesion share per lung ``sides`` ({"right": mask,
+    "left": mask})."""
     voxel_ml = math.prod(spacing) / MM3_PER_ML
     lesion = np.asarray(lesion, bool)
     report = {"voxel_ml": voxel_ml, "lesion_ml": _ml(lesion, voxel_ml)}
-    if sides is None:
-        return report
     lungs = {side: _ml(sides[side], voxel_ml) for side in SIDES}
     in_lungs = {side: _ml(lesion & sides[side], voxel_ml) for side in SIDES}
     lungs["total"] = sum(lungs.values())
@@ -46,16 +45,15 @@ def volume_report(lesion, spacing, sides: dict | None) -> dict:
 
 def format_summary(report: dict) -> str:
     """A few lines for the terminal."""
-    lines = [f"lesion volume: {report['lesion_ml']:.1f} mL"]
-    if "lung_ml" in report:
-        lines.append(f"lungs ({report['lung_source']}):")
-        for side in (*SIDES, "total"):
-            share = report["affected_percent"][side]
-            share_text = "n/a" if share is None else f"{share:.1f} %"
-            lines.append(
-                f"  {side:>5}: lung {report['lung_ml'][side]:8.1f} mL, "
-                f"lesion {report['lesion_in_lung_ml'][side]:7.1f} mL, affected {share_text}"
-            )
+    lines = [f"lesion volume: {report['lesion_ml']:.1f} mL",
+             f"lungs ({report['lung_source']}):"]
+    for side in (*SIDES, "total"):
+        share = report["affected_percent"][side]
+        share_text = "n/a" if share is None else f"{share:.1f} %"
+        lines.append(
+            f"  {side:>5}: lung {report['lung_ml'][side]:8.1f} mL, "
+            f"lesion {report['lesion_in_lung_ml'][side]:7.1f} mL, affected {share_text}"
+        )
     return "\n".join(lines)
 
 
