@@ -17,7 +17,6 @@ threshold extraction of ``tfcovseg.infer.lungs``, to which the predicted lesion 
 """
 
 import dataclasses
-import math
 from pathlib import Path
 
 import numpy as np
@@ -90,15 +89,6 @@ def read_lung_mask(path, volume) -> np.ndarray:
     return np.rint(lung.array).astype(np.int16)
 
 
-def _finite_or_none(obj):
-    """JSON has no NaN: missing numbers become null."""
-    if isinstance(obj, dict):
-        return {k: _finite_or_none(v) for k, v in obj.items()}
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
 def predict_ct(model, input_path, out=None, probabilities=False, lung_mask=None,
                overlap=DEFAULT_OVERLAP, batch_size=1) -> dict:
     """Predict, write the mask (and probabilities), the report JSON and PNG; return the report."""
@@ -126,7 +116,7 @@ def predict_ct(model, input_path, out=None, probabilities=False, lung_mask=None,
         "lung_source": lung_source,
     }
     report.update(volume_report(lesion, volume.spacing, split_sides(lung, midline)))
-    write_json(paths.report, _finite_or_none(report))
+    write_json(paths.report, report)
     write_overlay_png(paths.png, volume.array, lesion, volume.spacing, lung=lung > 0)
     print(format_summary(report))
     print(f"mask: {paths.mask}\nreport: {paths.report} and {paths.png}")
