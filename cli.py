@@ -100,7 +100,15 @@ def convert_weights(torchvision_file, faimed3d_file, out):
               help="tf.distribute strategy (overrides the config).")
 @click.argument("overrides", nargs=-1)
 def train(config, data, out, resume, strategy, overrides):
-    """Train the 3D U-Net (default: the demo on phantoms). OVERRIDES: key.sub=value."""
+    """Train the 3D U-Net (default: the demo on phantoms). OVERRIDES: key.sub=value.
+
+    \b
+    Examples:
+      tfcovseg train                                   # demo: phantoms, minutes on a CPU
+      tfcovseg train --config ricord_r3d18 --data data/ricord
+      tfcovseg train --config ricord_r3d18 precision=float32 data.split_seed=1
+      tfcovseg train --resume runs/demo-20260101-120000
+    """
     from tfcovseg.train.run import train as run_training
 
     run_training(config=config, data=data, out=out, resume=resume, strategy=strategy,
