@@ -7,7 +7,7 @@ import yaml
 
 from tfcovseg.errors import TfcovsegError
 from tfcovseg.rundir import read_run_info
-from tfcovseg.train import fit
+from tfcovseg.train import OneCycle, fit
 from tfcovseg.train.run import train
 
 TINY = [
@@ -82,6 +82,9 @@ def test_resume_continues_killed_run_from_last_completed_epoch(tiny, phantom_dat
     train(resume=str(out))
     rows = history(out)
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    # 3 training phantoms in batches of 2: the resumed epoch ends on step 4 of 4 of phase 2.
+    assert float(rows[2]["lr"]) == pytest.approx(OneCycle(1e-3, total_steps=4).learning_rate(3),
+                                                 rel=1e-5)
     assert json.loads((out / "summary.json").read_text())["finished"]
 
 
