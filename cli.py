@@ -90,6 +90,34 @@ def convert_weights(torchvision_file, faimed3d_file, out):
     convert(torchvision=torchvision_file, faimed3d=faimed3d_file, out=out)
 
 
+@main.command("convert-imagenet")
+@click.argument("name")
+@click.argument("state_dict", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False),
+              help="Keras weights (.h5; default: the cache file segmentation_models loads).")
+def convert_imagenet(name, state_dict, out):
+    """Convert ImageNet weights of an extra 2D encoder (vgg11, dpn68, ...) for the bench."""
+    from tfcovseg.bench.backbones.convert import convert_or_fetch
+
+    click.echo(f"wrote {convert_or_fetch(name, state_dict, out)}")
+
+
+@main.command()
+@click.argument("dataset", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", default="preview.png", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--pipeline", type=click.Choice(["3d", "2d"]), default="3d", show_default=True,
+              help="3d: the U-Net's stage-1 volumes; 2d: the bench's slices.")
+@click.option("--samples", default=4, show_default=True, help="Number of augmented samples.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--experiment", type=click.Choice(["lungs", "lesions", "lesions_in_lungs"]),
+              default="lesions", show_default=True, help="2d: which target to overlay.")
+def preview(dataset, out, pipeline, samples, seed, experiment):
+    """Draw augmented training samples of a prepared dataset with their label overlay."""
+    from tfcovseg.data.preview import preview_dataset
+
+    click.echo(f"wrote {preview_dataset(dataset, out, pipeline, samples, seed, experiment)}")
+
+
 @main.command(context_settings={"ignore_unknown_options": False})
 @click.option("--config", default="demo", show_default=True, help="YAML file or config name.")
 @click.option("--data", type=click.Path(), help="Prepared dataset (overrides the config).")

@@ -33,3 +33,17 @@ def test_help_does_not_import_tensorflow():
     code = "import sys, cli; cli.main(['--help'], standalone_mode=False); print('tensorflow' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip().endswith("False")
+
+
+def test_preview_draws_augmented_samples_of_a_dataset(phantom_dataset, tmp_path):
+    out = tmp_path / "preview.png"
+    result = CliRunner().invoke(main, ["preview", str(phantom_dataset.root), "--out", str(out),
+                                       "--pipeline", "2d", "--samples", "2"])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_convert_imagenet_for_an_unknown_encoder_is_one_error_line(tmp_path):
+    result = CliRunner().invoke(main, ["convert-imagenet", "resnet9000", "--out", str(tmp_path / "x.h5")])
+    assert result.exit_code == 1
+    assert "resnet9000" in result.output

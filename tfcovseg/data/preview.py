@@ -24,6 +24,12 @@ PANEL_INCHES = 3.0
 OVERLAY_ALPHA = 0.45
 
 
+def preview_dataset(dataset, out_png, pipeline="3d", n=4, seed=0, experiment="lesions"):
+    """``preview_png`` with the default settings of the 3D (stage 1) or the 2D pipeline."""
+    cfg = Pipeline3D() if pipeline == "3d" else Pipeline2D()
+    return preview_png(dataset, cfg, out_png, n=n, seed=seed, experiment=experiment)
+
+
 def preview_png(dataset, cfg, out_png, n: int = 4, seed: int = 0, experiment: str = "lesions"):
     """Write a grid of ``n`` augmented samples of ``cfg`` (``Pipeline3D`` or ``Pipeline2D``).
 

@@ -94,6 +94,13 @@ def fetch_imagenet(name: str, out_h5=None) -> Path:
         return convert_imagenet(name, source, out_h5)
 
 
+def convert_or_fetch(name: str, state_dict_path=None, out_h5=None) -> Path:
+    """Convert a given PyTorch file, or download the pinned one first when none is given."""
+    if state_dict_path:
+        return convert_imagenet(name, state_dict_path, out_h5)
+    return fetch_imagenet(name, out_h5)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tfcovseg.bench.backbones.convert",
@@ -103,10 +110,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", help="the .h5 to write (default: the cache file)")
     args = parser.parse_args(argv)
     try:
-        if args.state_dict:
-            out = convert_imagenet(args.name, args.state_dict, args.out)
-        else:
-            out = fetch_imagenet(args.name, args.out)
+        out = convert_or_fetch(args.name, args.state_dict, args.out)
     except TfcovsegError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
