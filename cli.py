@@ -145,26 +145,25 @@ def train(config, data, out, resume, strategy, overrides):
 
 @main.command()
 @click.option("--model", type=click.Path(exists=True), help="Run folder or SavedModel export.")
-@click.option("--data", required=True, type=click.Path(exists=True), help="Prepared dataset.")
+@click.option("--data", type=click.Path(exists=True), help="Prepared dataset (overrides the config).")
+@click.option("--config", help="Evaluation config (file or name: mosmed_eval, coronacases_eval).")
 @click.option("--out", type=click.Path(file_okay=False), help="Folder for the CSV/Markdown results.")
 @click.option("--predictions", type=click.Path(exists=True, file_okay=False),
               help="Score existing prediction NIfTIs (<id>.nii.gz) instead of a model.")
 @click.option("--tolerance", type=float,
-              help="NSD tolerance in mm (default: 3 mm, Ma et al.'s lesion value).")
-@click.option("--overlap", default=0.5, show_default=True,
-              help="Sliding-window overlap (patch-mode runs).")
-@click.option("--batch-size", default=1, show_default=True,
-              help="Windows per batch (patch-mode runs).")
-def evaluate(model, data, out, predictions, tolerance, overlap, batch_size):
+              help="NSD tolerance in mm (default: config, else 3 mm, Ma et al.'s lesion value).")
+@click.option("--overlap", type=float, help="Sliding-window overlap (patch-mode runs; default 0.5).")
+@click.option("--batch-size", type=int, help="Windows per batch (patch-mode runs; default 1).")
+def evaluate(model, data, config, out, predictions, tolerance, overlap, batch_size):
     """Per-case Dice and normalized surface Dice, as Ma et al.'s benchmark computes them.
 
     Writes cases.csv, summary.csv and summary.md (default: RUN/evaluation/<dataset>, or
     PREDICTIONS/evaluation). --predictions scores <id>.nii.gz masks on the prepared labels' grid.
     """
-    from tfcovseg.infer.evaluate import evaluate as run_evaluation
+    from tfcovseg.infer.evaluate import evaluate_configured
 
-    run_evaluation(model=model, data=data, out=out, predictions=predictions, tolerance=tolerance,
-                   overlap=overlap, batch_size=batch_size)
+    evaluate_configured(config=config, model=model, predictions=predictions, out=out, data=data,
+                        tolerance=tolerance, overlap=overlap, batch_size=batch_size)
 
 
 @main.command()

@@ -117,3 +117,20 @@ def test_an_export_is_evaluated_like_a_run(phantom_dataset, tmp_path):
     summary = evaluate(model=export_dir, data=phantom_dataset.root)
     assert (export_dir / "evaluation" / phantom_dataset.name / "cases.csv").is_file()
     assert summary[0]["n"] + summary[0]["excluded"] == len(phantom_dataset.labelled)
+
+
+def test_evaluation_config_supplies_data_and_tolerance_and_options_override(phantom_dataset, tmp_path):
+    from tfcovseg.infer.evaluate import evaluate_configured
+
+    shifted = write_predictions(phantom_dataset, tmp_path / "pred", lambda a: np.roll(a, 1, axis=2))
+    config = tmp_path / "eval.yaml"
+    config.write_text(f"data: {phantom_dataset.root}\ntolerance: 6.0\n")
+    loose = evaluate_configured(config=str(config), predictions=shifted, out=tmp_path / "a")
+    strict = evaluate_configured(config=str(config), predictions=shifted, out=tmp_path / "b",
+                                 tolerance=1.0)
+    nsd = {"loose": loose[1], "strict": strict[1]}
+    assert nsd["loose"]["metric"] == "nsd" and nsd["loose"]["mean"] == 1.0  # 5 mm shift < 6 mm
+    assert nsd["strict"]["mean"] < 1.0
+    config.write_text("tolerence: 2\n")
+    with pytest.raises(TfcovsegError, match="tolerence"):
+        evaluate_configured(config=str(config), predictions=shifted)

@@ -23,6 +23,7 @@ Outputs (written atomically into ``OUT``, default ``RUN_DIR/evaluation/<dataset>
 """
 
 import csv
+import dataclasses
 import io
 import math
 from pathlib import Path
@@ -30,6 +31,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from tfcovseg.config import config_path, load_config, to_dict
 from tfcovseg.errors import TfcovsegError
 from tfcovseg.files import write_text
 from tfcovseg.infer import DEFAULT_OVERLAP, GRID_TOLERANCE_MM
@@ -41,6 +43,23 @@ LESION_LABEL = 1  # Ma et al.: gt == 1 and seg == 1
 STD_DDOF = 1  # sample standard deviation over patients
 MM3_PER_ML = 1000.0
 CASE_FIELDS = ["id", "patient", "dice", "nsd", "label_ml", "prediction_ml", "note"]
+
+
+@dataclasses.dataclass
+class EvaluateConfig:
+    """An evaluation setting (``configs/mosmed_eval.yaml``): ``evaluate``'s keyword arguments."""
+
+    data: str | None = None
+    tolerance: float = LESION_TOLERANCE_MM
+    overlap: float = DEFAULT_OVERLAP
+    batch_size: int = 1
+
+
+def evaluate_configured(config=None, model=None, predictions=None, out=None, **options) -> list:
+    """``evaluate`` with settings from an evaluation config, overridden by given ``options``."""
+    settings = to_dict(load_config(EvaluateConfig, config_path(config))) if config else {}
+    settings.update({key: value for key, value in options.items() if value is not None})
+    return evaluate(model=model, predictions=predictions, out=out, **settings)
 
 
 def _prediction_file(folder: Path, case_id: str) -> Path:
