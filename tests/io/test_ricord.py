@@ -100,6 +100,7 @@ def test_ricord_case_per_study_using_the_annotated_series(prepared):
     dataset = load_dataset(prepared.root)
     assert [c.id for c in dataset.cases] == ["A", "B"]
     assert dataset.case("A").extra["series_uid"] == "1.1.2"
+    assert dataset.case("A").extra["patient"] == "A"  # evaluate averages per patient
     assert dataset.case("A").shape == list(SHAPE)
     assert dataset.case("B").notes == "no infiltrate annotations: empty label"
 

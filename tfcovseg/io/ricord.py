@@ -306,8 +306,8 @@ def _loader(series: _Series, rows: list):
         return ConvertedCase(
             image=image, label=dicom.volume(mask).array, flags=list(dicom.flags),
             notes="" if rows else "no infiltrate annotations: empty label",
-            extra={"study_uid": series.study_uid, "series_uid": series.uid,
-                   "annotations": len(rows) - size_mismatch})
+            extra={"patient": series.patient_id or "anonymous", "study_uid": series.study_uid,
+                   "series_uid": series.uid, "annotations": len(rows) - size_mismatch})
 
     return load
 
