@@ -85,9 +85,11 @@ def test_multiworker_without_tf_config_is_refused(monkeypatch):
 
 def test_auto_precision_follows_cpu_flags_and_gpus(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor: 0\nflags\t\t: fpu sse avx512f avx512_bf16 amx_tile\n")
-    assert "avx512_bf16" in cpu_flags(cpuinfo)
+    cpuinfo.write_text("processor: 0\nflags\t\t: fpu sse avx512f avx512_bf16 amx_bf16 amx_tile\n")
+    assert "amx_bf16" in cpu_flags(cpuinfo)
     assert resolve_precision("auto", gpus=0, flags=cpu_flags(cpuinfo)) == "mixed_bfloat16"
+    # AVX-512 BF16 without AMX made bf16 convolutions slower than float32 here
+    assert resolve_precision("auto", gpus=0, flags={"avx512f", "avx512_bf16"}) == "float32"
     assert resolve_precision("auto", gpus=0, flags={"avx2"}) == "float32"
     assert resolve_precision("auto", gpus=1, flags=set()) == "mixed_float16"
     assert resolve_precision("float32", gpus=1) == "float32"
