@@ -1,6 +1,12 @@
 """Shared fixtures: a small prepared dataset of CT phantoms for everyone's tests."""
 
+import sys
+
 import pytest
+
+# triton (pulled in by torch._dynamo through torchvision/timm) segfaults when it loads after
+# TensorFlow; the CPU reference models need none of it, and torch works without it.
+sys.modules.setdefault("triton", None)
 
 PHANTOM_SHAPE = (24, 64, 64)
 PHANTOM_SPACING = (5.0, 2.5, 2.5)
