@@ -11,6 +11,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from tfcovseg.errors import TfcovsegError
+
 
 @contextlib.contextmanager
 def atomic_path(path, suffix: str = ""):
@@ -38,3 +40,16 @@ def write_text(path, text: str) -> None:
 
 def write_json(path, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def read_json_of_kind(path, kind: str, what: str, hint: str = "") -> dict:
+    """A JSON file that tfcovseg wrote with ``"kind": kind``; errors say it is no ``what``."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise TfcovsegError(f"corrupt {what} ({err}){hint}", path) from None
+    found = data.get("kind") if isinstance(data, dict) else None
+    if found != kind:
+        raise TfcovsegError(f"not a {what} (kind is {found!r})", path)
+    return data

@@ -13,14 +13,13 @@ Training writes it (``write_run_info``); everything downstream reads it (``read_
 """
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Literal
 
 from tfcovseg.config import from_dict, to_dict
 from tfcovseg.data.intensity import Intensity
 from tfcovseg.errors import TfcovsegError
-from tfcovseg.files import write_json
+from tfcovseg.files import read_json_of_kind, write_json
 
 RUN_FILE = "run.json"
 RUN_KIND = "tfcovseg-run"
@@ -51,12 +50,7 @@ def read_run_info(run_dir) -> RunInfo:
     path = Path(run_dir) / RUN_FILE
     if not path.is_file():
         raise TfcovsegError(f"not a tfcovseg run: no {RUN_FILE} (train writes one)", run_dir)
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise TfcovsegError(f"corrupt run file ({err})", path) from None
-    if data.get("kind") != RUN_KIND:
-        raise TfcovsegError(f"not a tfcovseg run (kind is {data.get('kind')!r})", path)
+    data = read_json_of_kind(path, RUN_KIND, "tfcovseg run")
     spec = from_dict(InputSpec, data.get("input", {}), "input")
     return RunInfo(model=dict(data.get("model", {})), input=spec, weights=data.get("weights", ""))
 

@@ -10,13 +10,11 @@ ImageNet weights were unavailable gets a result with ``"status": "no_imagenet_we
 in the report) and is tried again by the next run.
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from tfcovseg.errors import TfcovsegError
-from tfcovseg.files import atomic_path, write_json
+from tfcovseg.files import atomic_path, read_json_of_kind, write_json
 
 CELLS_DIR = "cells"
 DONE = "done"
@@ -50,13 +48,8 @@ def write_result(bench_dir, result: dict) -> Path:
 
 
 def _read(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise TfcovsegError(f"corrupt cell result ({err}); delete it to rerun the cell", path) from None
-    if data.get("kind") != RESULT_KIND:
-        raise TfcovsegError(f"not a bench cell result (kind {data.get('kind')!r})", path)
-    return data
+    return read_json_of_kind(path, RESULT_KIND, "bench cell result",
+                             hint="; delete it to rerun the cell")
 
 
 def read_result(bench_dir, cell_id: str) -> dict | None:

@@ -21,7 +21,6 @@ A voxel is lesion when its probability exceeds ``THRESHOLD`` (argmax of the two 
 """
 
 import dataclasses
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import tensorflow as tf
 from tfcovseg.config import from_dict
 from tfcovseg.data.intensity import normalise
 from tfcovseg.errors import TfcovsegError
+from tfcovseg.files import read_json_of_kind
 from tfcovseg.infer import DEFAULT_OVERLAP
 from tfcovseg.infer.sliding_window import sliding_window
 from tfcovseg.resize import resize_linear
@@ -123,14 +123,7 @@ def _is_savedmodel(path: Path) -> bool:
 
 
 def read_export_info(version_dir: Path) -> dict:
-    path = version_dir.parent / EXPORT_FILE
-    try:
-        info = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise TfcovsegError(f"corrupt export file ({err})", path) from None
-    if info.get("kind") != EXPORT_KIND:
-        raise TfcovsegError(f"not a tfcovseg export (kind is {info.get('kind')!r})", path)
-    return info
+    return read_json_of_kind(version_dir.parent / EXPORT_FILE, EXPORT_KIND, "tfcovseg export")
 
 
 def savedmodel_predictor(version_dir) -> Predictor:
