@@ -33,6 +33,18 @@ def atomic_path(path, suffix: str = ""):
             tmp_path.unlink()
 
 
+WEIGHTS_SUFFIX = ".weights.h5"
+
+
+def save_weights(model, path) -> None:
+    """``model.save_weights(path)`` atomically, through a temporary file with the same ending so
+    that Keras picks the same format (``.weights.h5`` and ``.h5``: HDF5)."""
+    path = str(path)
+    suffix = WEIGHTS_SUFFIX if path.endswith(WEIGHTS_SUFFIX) else Path(path).suffix
+    with atomic_path(path, suffix=suffix) as tmp:
+        model.save_weights(str(tmp))
+
+
 def write_text(path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)

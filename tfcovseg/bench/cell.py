@@ -28,7 +28,8 @@ from tfcovseg.bench.models2d import (
     trainable_parameters,
 )
 from tfcovseg.config import to_dict
-from tfcovseg.files import atomic_path
+from tfcovseg.files import save_weights
+from tfcovseg.train.precision import set_precision
 
 
 class EpochRecorder(tf.keras.callbacks.Callback):
@@ -65,10 +66,6 @@ class EpochRecorder(tf.keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self.best_weights is not None:
             self.model.set_weights(self.best_weights)
-
-
-def set_precision(precision: str) -> None:
-    tf.keras.mixed_precision.set_global_policy(precision)
 
 
 def train(model, train_batches, validation_batches, training: Training, on_epoch=None):
@@ -166,7 +163,7 @@ def run_cell(cell: Cell, config: BenchConfig, bench_dir, splits=None, on_epoch=N
                                              evaluation, training.batch_size, keep_volume)
     arrays.update(filters_before=filters_before, filters_after=first_conv_kernel(model))
 
-    save_weights(model, store.weights_path(bench_dir, cell.id))
+    save_layer_weights(model, store.weights_path(bench_dir, cell.id))
     store.write_arrays(bench_dir, cell.id, arrays)
     result.update(
         status=store.DONE,
@@ -187,11 +184,9 @@ def run_cell(cell: Cell, config: BenchConfig, bench_dir, splits=None, on_epoch=N
     return result
 
 
-def save_weights(model, path) -> None:
+def save_layer_weights(model, path) -> None:
     """The layer weights only, atomically (a compiled model would also save Adam's moments)."""
-    layers_only = tf.keras.Model(model.inputs, model.outputs, name=model.name)
-    with atomic_path(path, suffix=".weights.h5") as tmp:
-        layers_only.save_weights(str(tmp))
+    save_weights(tf.keras.Model(model.inputs, model.outputs, name=model.name), path)
 
 
 def _now() -> str:

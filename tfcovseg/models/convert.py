@@ -13,7 +13,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from tfcovseg.errors import TfcovsegError
-from tfcovseg.files import atomic_path
+from tfcovseg.files import atomic_path, save_weights
 from tfcovseg.models.layers import InstanceNorm
 from tfcovseg.models.r3d18 import BLOCKS_PER_STAGE, PREFIX, STAGE_CHANNELS, r3d18
 from tfcovseg.models.torch_weights import assign, read_state_dict, strip_prefix
@@ -117,11 +117,6 @@ def faimed3d_arguments(state_dict: dict, source) -> dict:
         "encoder_norm": encoder_norm,
         "input_channels": "summed" if state_dict[stem].shape[1] == 1 else "tripled",
     }
-
-
-def save_weights(model, out) -> None:
-    with atomic_path(out, suffix=".h5") as tmp:
-        model.save_weights(str(tmp), save_format="h5")
 
 
 def convert_weights(torchvision=None, faimed3d=None, out="weights/r3d18_kinetics400.h5") -> dict:

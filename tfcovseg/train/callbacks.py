@@ -16,17 +16,15 @@ Example::
 """
 
 import math
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from tfcovseg.files import atomic_path
+from tfcovseg.files import save_weights
 from tfcovseg.metrics import dice
 from tfcovseg.train.optimizer import base_optimizer
 
 LESION = 1
-WEIGHTS_SUFFIX = ".weights.h5"
 
 
 def cosine_ramp(start: float, end: float, pos: float) -> float:
@@ -137,15 +135,6 @@ class FreezeEncoder(tf.keras.callbacks.Callback):
             self._set_frozen(False)
 
 
-def save_weights_atomically(model, path) -> None:
-    """``model.save_weights(path)`` through a temporary file with the same ending, so that
-    Keras picks the same format (``.weights.h5``: Keras v3 layout, ``.h5``: legacy HDF5)."""
-    path = str(path)
-    suffix = WEIGHTS_SUFFIX if path.endswith(WEIGHTS_SUFFIX) else Path(path).suffix
-    with atomic_path(path, suffix=suffix) as tmp:
-        model.save_weights(str(tmp))
-
-
 def volume_dice(labels, logits) -> np.ndarray:
     """Hard Dice of the lesion class (argmax) per volume of a batch; NaN when both are empty."""
     predicted = np.argmax(logits, axis=-1)
@@ -202,7 +191,7 @@ class BestDiceCheckpoint(tf.keras.callbacks.Callback):
             self.save()
 
     def save(self):
-        save_weights_atomically(self.model, self.path)
+        save_weights(self.model, self.path)
         self.saved = True
 
     def on_train_end(self, logs=None):

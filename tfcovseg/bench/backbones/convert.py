@@ -26,7 +26,7 @@ import tensorflow as tf
 from tfcovseg.bench.backbones import ENCODERS
 from tfcovseg.bench.backbones.imagenet import cache_path, source_url
 from tfcovseg.errors import TfcovsegError
-from tfcovseg.files import atomic_path
+from tfcovseg.files import save_weights
 from tfcovseg.models.torch_weights import assign, read_state_dict, strip_prefix
 
 layers = tf.keras.layers
@@ -72,8 +72,7 @@ def convert_imagenet(name: str, state_dict_path, out_h5=None) -> Path:
     out_h5 = Path(out_h5) if out_h5 else cache_path(name)
     model = ENCODERS[name].build(weights=None)
     load_state_dict(model, name, read_state_dict(state_dict_path), source=str(state_dict_path))
-    with atomic_path(out_h5, suffix=".h5") as tmp:
-        model.save_weights(str(tmp), save_format="h5")
+    save_weights(model, out_h5)
     return out_h5
 
 
