@@ -18,6 +18,7 @@ from tfcovseg.data.pipeline3d import Pipeline3D, volume_dataset
 from tfcovseg.data.reader import read_errors
 from tfcovseg.files import atomic_path
 from tfcovseg.io.manifest import Dataset, load_dataset
+from tfcovseg.io.nifti import radiological
 
 PANELS_PER_ROW = 4
 PANEL_INCHES = 3.0
@@ -59,12 +60,6 @@ def preview_png(dataset, cfg, out_png, n: int = 4, seed: int = 0, experiment: st
     with atomic_path(out_png, suffix=".png") as tmp:
         figure.savefig(tmp, format="png", dpi=100)
     return out_png
-
-
-def radiological(slice_):
-    """An axial RAS+ slice ``[H, W]`` (rows posterior -> anterior, columns left -> right) as
-    radiologists view it: anterior at the top, the patient's right on the viewer's left."""
-    return slice_[::-1, ::-1]
 
 
 def training_samples(dataset: Dataset, cfg, n: int, seed: int, experiment: str):

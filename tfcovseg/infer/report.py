@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from tfcovseg.files import atomic_path
+from tfcovseg.io.nifti import radiological
 
 MM3_PER_ML = 1000.0
 LUNG_WINDOW_HU = (-1350.0, 150.0)  # lung window: level -600, width 1500
@@ -70,8 +71,7 @@ def overlay_slices(lesion, count: int = OVERLAY_SLICES) -> list:
 def write_overlay_png(path, hu, lesion, spacing, lung=None, count: int = OVERLAY_SLICES) -> None:
     """Axial slices in the lung window with the lesion in red (and the lung outline), atomically.
 
-    Shown in radiological convention (anterior up, the patient's right on the image's left),
-    which on the RAS+ ``[D, H, W]`` grid means flipping rows and columns.
+    Shown in radiological convention (``tfcovseg.io.nifti.radiological``).
     """
     import matplotlib
 
@@ -82,12 +82,12 @@ def write_overlay_png(path, hu, lesion, spacing, lung=None, count: int = OVERLAY
     figure, axes = plt.subplots(1, len(slices), figsize=(3.2 * len(slices), 3.6), squeeze=False)
     aspect = spacing[1] / spacing[2]
     for ax, d in zip(axes[0], slices):
-        ax.imshow(hu[d, ::-1, ::-1], cmap="gray", vmin=LUNG_WINDOW_HU[0], vmax=LUNG_WINDOW_HU[1],
+        ax.imshow(radiological(hu[d]), cmap="gray", vmin=LUNG_WINDOW_HU[0], vmax=LUNG_WINDOW_HU[1],
                   aspect=aspect, interpolation="nearest")
-        shown = np.ma.masked_where(~lesion[d, ::-1, ::-1], np.ones(lesion.shape[1:]))
+        shown = np.ma.masked_where(~radiological(lesion[d]), np.ones(lesion.shape[1:]))
         ax.imshow(shown, cmap="autumn", alpha=OVERLAY_ALPHA, aspect=aspect, interpolation="nearest")
         if lung is not None and lung[d].any():
-            ax.contour(lung[d, ::-1, ::-1].astype(float), levels=[0.5], colors="cyan",
+            ax.contour(radiological(lung[d]).astype(float), levels=[0.5], colors="cyan",
                        linewidths=0.6)
         ax.set_title(f"slice {d}", fontsize=9)
         ax.set_axis_off()

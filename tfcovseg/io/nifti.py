@@ -88,6 +88,12 @@ def to_source_grid(array: np.ndarray, volume: Volume) -> nib.Nifti1Image:
     return nib.Nifti1Image(np.ascontiguousarray(data), affine)
 
 
+def radiological(axial):
+    """An axial RAS+ slice ``[..., H, W]`` (rows posterior -> anterior, columns left -> right) as
+    radiologists view it: anterior at the top, the patient's right on the viewer's left."""
+    return axial[..., ::-1, ::-1]
+
+
 def save_image(image: nib.Nifti1Image, path) -> None:
     """Save any nibabel image atomically."""
     _save(image, path)
