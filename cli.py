@@ -128,7 +128,8 @@ def preview(dataset, out, pipeline, samples, seed, experiment):
               help="tf.distribute strategy (overrides the config).")
 @click.argument("overrides", nargs=-1)
 def train(config, data, out, resume, strategy, overrides):
-    """Train the 3D U-Net (default: the demo on phantoms). OVERRIDES: key.sub=value.
+    """Train the 3D U-Net (default: the demo on phantoms). OVERRIDES: key.sub=value; numbers
+    index lists (stages.0.phases.1.epochs=50).
 
     \b
     Examples:

@@ -64,6 +64,20 @@ def test_malformed_override_is_refused():
         apply_overrides({}, ["epochs"])
 
 
+def test_overrides_index_into_lists_without_touching_the_original():
+    data = {"stages": [{"name": "a", "phases": [{"epochs": 1}, {"epochs": 2}]}, {"name": "b"}]}
+    changed = apply_overrides(data, ["stages.0.phases.1.epochs=50", "stages.1.size=[1, 2, 3]"])
+    assert changed["stages"][0]["phases"] == [{"epochs": 1}, {"epochs": 50}]
+    assert changed["stages"][1] == {"name": "b", "size": [1, 2, 3]}
+    assert data["stages"][0]["phases"][1] == {"epochs": 2} and "size" not in data["stages"][1]
+
+
+@pytest.mark.parametrize("key", ["stages.2.name", "stages.first.name"])
+def test_list_override_with_a_bad_index_names_the_list_and_its_length(key):
+    with pytest.raises(TfcovsegError, match=r"stages is a list of 2 items, index it with 0\.\.1"):
+        apply_overrides({"stages": [{}, {}]}, [f"{key}=x"])
+
+
 def test_to_dict_round_trips():
     cfg = Outer(lr=0.5, inner=Inner(size=(1, 2, 3), mode="patch"))
     assert from_dict(Outer, to_dict(cfg)) == cfg

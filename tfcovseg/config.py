@@ -44,7 +44,10 @@ def read_yaml(path) -> dict:
 
 
 def apply_overrides(data: dict, overrides, source="command line") -> dict:
-    """Apply ``a.b.c=value`` strings (value parsed as YAML) to a nested dict."""
+    """Apply ``a.b.c=value`` strings (value parsed as YAML) to a nested dict.
+
+    A number indexes a list: ``stages.0.phases.1.epochs=50``.
+    """
     data = dict(data)
     for item in overrides or ():
         key, sep, raw = item.partition("=")
@@ -52,13 +55,27 @@ def apply_overrides(data: dict, overrides, source="command line") -> dict:
             raise TfcovsegError(f"override {item!r} is not of the form key.sub=value", source)
         node = data
         parts = key.split(".")
-        for part in parts[:-1]:
-            child = node.get(part)
-            child = dict(child) if isinstance(child, dict) else {}
-            node[part] = child
+        for depth, part in enumerate(parts):
+            index = _override_index(node, part, ".".join(parts[:depth]), source)
+            if depth == len(parts) - 1:
+                node[index] = yaml.safe_load(raw)
+                break
+            child = node[index] if isinstance(node, list) else node.get(index)
+            child = type(child)(child) if isinstance(child, (dict, list)) else {}
+            node[index] = child
             node = child
-        node[parts[-1]] = yaml.safe_load(raw)
     return data
+
+
+def _override_index(node, part: str, parent: str, source):
+    """``part`` as a key of a mapping, or as a valid index of a list."""
+    if not isinstance(node, list):
+        return part
+    if not part.isdigit() or int(part) >= len(node):
+        raise TfcovsegError(
+            f"override key {parent}.{part}: {parent} is a list of {len(node)} items, "
+            f"index it with 0..{len(node) - 1}", source)
+    return int(part)
 
 
 def from_dict(cls, data, where: str = "config"):
