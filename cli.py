@@ -155,7 +155,9 @@ def train(config, data, out, resume, strategy, overrides):
               help="NSD tolerance in mm (default: config, else 3 mm, Ma et al.'s lesion value).")
 @click.option("--overlap", type=float, help="Sliding-window overlap (patch-mode runs; default 0.5).")
 @click.option("--batch-size", type=int, help="Windows per batch (patch-mode runs; default 1).")
-def evaluate(model, data, config, out, predictions, tolerance, overlap, batch_size):
+@click.option("--split", type=click.Choice(["train", "tuning"]),
+              help="Only this part of the run's saved split (--model RUN, --data its dataset).")
+def evaluate(model, data, config, out, predictions, tolerance, overlap, batch_size, split):
     """Per-case Dice and normalized surface Dice, as Ma et al.'s benchmark computes them.
 
     Writes cases.csv, summary.csv and summary.md (default: RUN/evaluation/<dataset>, or
@@ -164,7 +166,7 @@ def evaluate(model, data, config, out, predictions, tolerance, overlap, batch_si
     from tfcovseg.infer.evaluate import evaluate_configured
 
     evaluate_configured(config=config, model=model, predictions=predictions, out=out, data=data,
-                        tolerance=tolerance, overlap=overlap, batch_size=batch_size)
+                        tolerance=tolerance, overlap=overlap, batch_size=batch_size, split=split)
 
 
 @main.command()

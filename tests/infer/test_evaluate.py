@@ -70,6 +70,22 @@ def test_model_run_is_evaluated_on_the_label_grid(phantom_dataset, make_run, tmp
     assert (out / "summary.md").is_file()
 
 
+def test_split_scores_only_that_part_of_the_runs_saved_split(phantom_dataset, make_run):
+    import json
+
+    run = make_run()
+    ids = [case.id for case in phantom_dataset.cases]
+    (run / "split.json").write_text(json.dumps({"seed": 0, "train": ids[1:], "tuning": ids[:1]}))
+    evaluate(model=run, data=phantom_dataset.root, split="tuning")
+    rows = read_rows(run / "evaluation" / f"{phantom_dataset.name}-tuning" / "cases.csv")
+    assert [row["id"] for row in rows] == ids[:1]
+    (run / "split.json").write_text(json.dumps({"train": ids, "tuning": ["not_in_the_data"]}))
+    with pytest.raises(TfcovsegError, match="1 of the run's 1 tuning cases are not labelled"):
+        evaluate(model=run, data=phantom_dataset.root, split="tuning")
+    with pytest.raises(TfcovsegError, match="split must be one of train, tuning"):
+        evaluate(model=run, data=phantom_dataset.root, split="test")
+
+
 def test_cases_of_one_patient_are_averaged_first():
     rows = [{"patient": "p1", "dice": 0.2, "nsd": 1.0}, {"patient": "p1", "dice": 0.4, "nsd": 1.0},
             {"patient": "p2", "dice": 0.9, "nsd": math.nan}]

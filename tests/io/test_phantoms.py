@@ -78,6 +78,20 @@ def test_phantom_is_deterministic_per_seed():
     assert first[0].tobytes() != other[0].tobytes()
 
 
+def test_lesion_count_and_radius_set_the_extent_of_disease():
+    def lesion_share(**lesions):
+        shares = []
+        for seed in range(4):
+            _, lesion, lung = phantom(np.random.default_rng(seed), (16, 48, 48), **lesions)
+            shares.append(lesion.sum() / (lung > 0).sum())
+        return np.mean(shares)
+
+    mild = lesion_share()
+    severe = lesion_share(lesion_count=(6, 6), lesion_radius=(0.25, 0.3))
+    _, one, _ = phantom(np.random.default_rng(0), (16, 48, 48), lesion_count=(1, 1))
+    assert severe > 4 * mild and ndimage.label(one)[1] == 1
+
+
 def test_phantom_without_lesions_has_an_empty_label():
     _, lesion, lung = phantom(np.random.default_rng(0), (16, 48, 48), lesions=False)
     assert lesion.sum() == 0 and lung.sum() > 0

@@ -131,8 +131,37 @@ def test_freeze_without_bn_and_unfreeze_switch_every_encoder_layer():
     assert trainable_count(model) == 95_372_348
 
 
+def test_lesion_prior_starts_the_untrained_network_on_mostly_background():
+    x = np.random.default_rng(0).random((2, 8, 32, 32, 1), dtype=np.float32)
+
+    def lesion_share(**arguments):
+        tf.keras.utils.set_random_seed(0)
+        model = unet3d(**arguments)
+        return float(np.mean(np.argmax(model(x, training=True).numpy(), axis=-1) == 1)), model
+
+    authors, _ = lesion_share()
+    prior, model = lesion_share(lesion_prior=0.01)
+    offsets = model.get_layer("logits").beta.numpy()
+    np.testing.assert_allclose(tf.nn.softmax(offsets).numpy(), [0.99, 0.01], rtol=1e-6)
+    assert 0.3 < authors < 0.7 and prior < 0.05
+
+
+def test_width_halves_every_encoder_and_decoder_conv_and_keeps_the_output():
+    full, half = unet3d(), unet3d(width=0.5)
+    convs = [layer.name for layer in full.layers
+             if isinstance(layer, tf.keras.layers.Conv3D) and not layer.name.startswith("head_")]
+    assert len(convs) > 30
+    for name in convs:
+        assert half.get_layer(name).filters * 2 == full.get_layer(name).filters, name
+    assert half(tiny_volume(), training=False).shape == (1, *TINY, 2)
+    assert trainable_count(half) < trainable_count(full) / 3.5
+
+
 @pytest.mark.parametrize("arguments", [
     {"input_shape": (None, None, None, 3)},
+    {"width": 0.0},
+    {"width": 0.5, "encoder_weights": "r3d18.weights.h5"},
+    {"lesion_prior": 1.0},
     {"skip_norm": "group"},
     {"input_channels": "rgb"},
 ])

@@ -21,6 +21,8 @@ def test_demo_config_generates_phantoms_and_has_no_unknown_keys():
     cfg = load_config(TrainConfig, config_path("demo"))
     assert cfg.data.dataset is None and cfg.data.synth.cases >= 8
     assert cfg.model.encoder_weights is None
+    # phantoms drawn at the model's grid: the tuning Dice is the Dice on the phantoms' own grid
+    assert [s.mode for s in cfg.stages] == ["resize"] and cfg.data.synth.shape == cfg.stages[0].size
 
 
 @pytest.mark.parametrize("name", ["mosmed_eval", "coronacases_eval"])

@@ -62,6 +62,23 @@ def evaluate_configured(config=None, model=None, predictions=None, out=None, **o
     return evaluate(model=model, predictions=predictions, out=out, **settings)
 
 
+def split_cases(cases: list, run_dir, split: str, data_root) -> list:
+    """The ``cases`` in part ``split`` of training run ``run_dir``'s saved train/tuning split."""
+    from tfcovseg.train.run import SPLITS, read_split
+
+    if split not in SPLITS:
+        raise TfcovsegError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if run_dir is None:
+        raise TfcovsegError("--split needs --model to be the training run's folder")
+    ids = set(read_split(Path(run_dir))[split])
+    chosen = [case for case in cases if case.id in ids]
+    if len(chosen) != len(ids):
+        raise TfcovsegError(f"{len(ids) - len(chosen)} of the run's {len(ids)} {split} cases are "
+                            "not labelled cases of this dataset: give the dataset the run trained on",
+                            data_root)
+    return chosen
+
+
 def _prediction_file(folder: Path, case_id: str) -> Path:
     for suffix in (".nii.gz", ".nii"):
         path = folder / f"{case_id}{suffix}"
@@ -170,20 +187,27 @@ def _predicted_image(predictor, image_path, out_path) -> nib.Nifti1Image:
 
 
 def evaluate(model=None, data=None, out=None, predictions=None, tolerance=None,
-             overlap=DEFAULT_OVERLAP, batch_size=1) -> list:
-    """Score a model (run folder or export) or a folder of predictions on a dataset's labels."""
+             overlap=DEFAULT_OVERLAP, batch_size=1, split=None) -> list:
+    """Score a model (run folder or export) or a folder of predictions on a dataset's labels.
+
+    ``split`` ("train" or "tuning"): only the cases of that part of the run's saved split
+    (``--model`` must then be the training run's folder, ``data`` its dataset).
+    """
     if (model is None) == (predictions is None):
         raise TfcovsegError("give either --model (a run or export) or --predictions (a folder)")
     if data is None:
         raise TfcovsegError("--data (a prepared dataset) is required")
     dataset = load_dataset(data)
     cases = dataset.labelled
+    if split is not None:
+        cases = split_cases(cases, model, split, dataset.root)
     if not cases:
         raise TfcovsegError("the dataset has no labelled cases to evaluate", dataset.root)
     tolerance_mm = LESION_TOLERANCE_MM if tolerance is None else float(tolerance)
     source = Path(model if model is not None else predictions)
+    name = dataset.name if split is None else f"{dataset.name}-{split}"
     out = Path(out) if out else (
-        source / "evaluation" / dataset.name if model is not None else source / "evaluation"
+        source / "evaluation" / name if model is not None else source / "evaluation"
     )
     predictor = None
     if model is not None:
@@ -211,7 +235,7 @@ def evaluate(model=None, data=None, out=None, predictions=None, tolerance=None,
         rows.append(row)
 
     summary = summarise(rows)
-    title = f"{source.name} on {dataset.name} (NSD tolerance {tolerance_mm:g} mm)"
+    title = f"{source.name} on {name} (NSD tolerance {tolerance_mm:g} mm)"
     markdown = summary_markdown(summary, title, tolerance_mm)
     write_text(out / "cases.csv", _csv(rows, CASE_FIELDS))
     write_text(out / "summary.csv", _csv(summary, list(summary[0])))

@@ -67,11 +67,13 @@ class _Lung:
 
 
 def phantom(rng: np.random.Generator, shape=(64, 128, 128), spacing=(5.0, 2.5, 2.5),
-            lesions: bool = True):
+            lesions: bool = True, lesion_count=LESIONS_PER_CASE, lesion_radius=LESION_RADIUS):
     """One chest CT phantom: ``(image_hu float32, lesion uint8, lung uint8)``, each ``[D, H, W]``.
 
     ``spacing`` is accepted for symmetry with the file writer; the anatomy is scaled to the
     field of view (see the module docstring), so it does not change the arrays.
+    ``lesion_count`` (min, max) lesions per case, each of a radius drawn from ``lesion_radius``
+    (min, max), in units of half the field of view.
     """
     del spacing
     shape = tuple(int(s) for s in shape)
@@ -99,8 +101,8 @@ def phantom(rng: np.random.Generator, shape=(64, 128, 128), spacing=(5.0, 2.5, 2
 
     lesion = np.zeros(shape, np.uint8)
     if lesions:
-        for _ in range(rng.integers(LESIONS_PER_CASE[0], LESIONS_PER_CASE[1] + 1)):
-            _draw_lesion(image, lesion, lung, (z, y, x), lungs[rng.integers(2)], rng)
+        for _ in range(rng.integers(lesion_count[0], lesion_count[1] + 1)):
+            _draw_lesion(image, lesion, lung, (z, y, x), lungs[rng.integers(2)], rng, lesion_radius)
     for anatomy, side in ((lungs[0], 1.0), (lungs[1], -1.0)):
         for _ in range(VESSELS_PER_LUNG):
             _draw_vessel(image, lung, (z, y, x), anatomy, side, rng)
@@ -110,8 +112,11 @@ def phantom(rng: np.random.Generator, shape=(64, 128, 128), spacing=(5.0, 2.5, 2
 
 
 def synthesize_dataset(out, cases: int = 8, seed: int = 0, shape=(64, 128, 128),
-                       spacing=(5.0, 2.5, 2.5), name: str = "phantoms") -> Dataset:
+                       spacing=(5.0, 2.5, 2.5), name: str = "phantoms",
+                       lesion_count=LESIONS_PER_CASE, lesion_radius=LESION_RADIUS) -> Dataset:
     """Write ``cases`` phantoms as a prepared dataset in ``out`` and return its manifest.
+
+    ``lesion_count`` and ``lesion_radius`` are ``phantom``'s; the defaults draw mild disease.
 
     Case ``i`` draws from ``np.random.default_rng([seed, i])``: the same seed gives the same
     files whatever the number of cases. Images are stored as int16 HU, masks as uint8.
@@ -122,7 +127,8 @@ def synthesize_dataset(out, cases: int = 8, seed: int = 0, shape=(64, 128, 128),
     for i in range(cases):
         case_id = f"{name}_{i:03d}"
         with_lesions = i % LESION_FREE_EVERY != LESION_FREE_EVERY - 1
-        image, lesion, lung = phantom(np.random.default_rng([seed, i]), shape, spacing, with_lesions)
+        image, lesion, lung = phantom(np.random.default_rng([seed, i]), shape, spacing, with_lesions,
+                                      lesion_count, lesion_radius)
         files = case_files(case_id)
         write_volume(root / files["image"], np.rint(image), affine, np.int16)
         write_volume(root / files["label"], lesion, affine, np.uint8)
@@ -234,11 +240,11 @@ def _point_in_lung(anatomy: _Lung, rng, height, radial):
     return anatomy.centre + offset * anatomy.radii
 
 
-def _draw_lesion(image, lesion, lung, axes, anatomy, rng):
+def _draw_lesion(image, lesion, lung, axes, anatomy, rng, radius):
     """One irregular lesion, mostly peripheral and basal; HU blends into the lung at its border."""
     height = -1 + 2 * rng.beta(1.5, 4.0)  # skewed to the base
     centre = _point_in_lung(anatomy, rng, height, rng.beta(6.0, 1.2))  # skewed to the periphery
-    radii = rng.uniform(*LESION_RADIUS) * rng.uniform(0.7, 1.3, size=3)  # size, then shape
+    radii = rng.uniform(*radius) * rng.uniform(0.7, 1.3, size=3)  # size, then shape
     box = _box(image.shape, centre, radii * (1 + LESION_EDGE + 0.3))
     z, y, x = _crop(axes, box)
     q = np.sqrt(((z - centre[0]) / radii[0]) ** 2 + ((y - centre[1]) / radii[1]) ** 2

@@ -38,15 +38,25 @@ def stage_output_name(stage: str) -> str:
     return f"{PREFIX}{stage}_{BLOCKS_PER_STAGE - 1}_relu"
 
 
-def encoder_features(x):
-    """Outputs of the stem and of layer1..layer4 for a ``[B, D, H, W, C]`` input tensor."""
-    x = torch_conv3d(x, STEM_CHANNELS, STEM_KERNEL, STEM_STRIDES, STEM_CONV, ENCODER_INITIALIZER)
+def scaled(channels: int, width: float) -> int:
+    """A channel count times ``width`` (at least 1)."""
+    return max(1, round(channels * width))
+
+
+def encoder_features(x, width: float = 1.0):
+    """Outputs of the stem and of layer1..layer4 for a ``[B, D, H, W, C]`` input tensor.
+
+    ``width`` scales every channel count (1: R3D-18; less: the same topology, narrower).
+    """
+    x = torch_conv3d(x, scaled(STEM_CHANNELS, width), STEM_KERNEL, STEM_STRIDES, STEM_CONV,
+                     ENCODER_INITIALIZER)
     x = batch_norm(f"{PREFIX}stem_bn")(x)
     x = tf.keras.layers.ReLU(name=stage_output_name("stem"))(x)
     features = [x]
     for stage, (channels, strides) in enumerate(zip(STAGE_CHANNELS, STAGE_STRIDES), start=1):
         for block in range(BLOCKS_PER_STAGE):
-            x = basic_block(x, channels, strides if block == 0 else 1, f"{PREFIX}layer{stage}_{block}")
+            x = basic_block(x, scaled(channels, width), strides if block == 0 else 1,
+                            f"{PREFIX}layer{stage}_{block}")
         features.append(x)
     return features
 

@@ -16,6 +16,7 @@ with 2 classes: 95,372,348 paper-era (tripled input, bridge BN) and 95,371,324 w
 bridge: the authors' counts.
 """
 
+import numpy as np
 import tensorflow as tf
 
 from tfcovseg.errors import TfcovsegError
@@ -43,6 +44,8 @@ def unet3d(
     skip_norm="batch",
     encoder_norm=True,
     input_channels="tripled",
+    lesion_prior=None,
+    width=1.0,
     name="unet3d",
 ) -> tf.keras.Model:
     """The 3D U-Net; every argument is JSON-serialisable (run.json stores them).
@@ -52,13 +55,21 @@ def unet3d(
     ``encoder_norm``: the paper-era BatchNorm + ReLU between encoder and middle.
     ``input_channels``: "tripled" (grey repeated to RGB, paper era) or "summed" (1-channel stem
     with the RGB kernels summed, later faimed3d; same encoder output, 129 head channels).
+    ``lesion_prior``: None (the authors' initialisation) or the expected share of foreground
+    voxels; the offsets of the logits' BatchNorm then start at the log priors (centred), so the
+    untrained network predicts mostly background (``prior_offsets``).
+    ``width``: 1 is the authors' network; a smaller value scales every channel count of the
+    encoder (and so of the decoder, which follows the encoder), for quick runs on a CPU.
+    Kinetics weights need width 1.
     """
-    _check_arguments(input_shape, skip_norm, input_channels)
+    _check_arguments(input_shape, skip_norm, input_channels, lesion_prior)
+    if not width > 0 or (encoder_weights is not None and width != 1):
+        raise TfcovsegError(f"width must be positive, and 1 with encoder_weights; got {width}")
     image = tf.keras.Input(shape=tuple(input_shape), name="image")
     encoder_input = image
     if input_channels == "tripled":
         encoder_input = tf.keras.layers.Concatenate(name="image_tripled")([image] * INPUT_CHANNELS["tripled"])
-    *skips, x = encoder_features(encoder_input)
+    *skips, x = encoder_features(encoder_input, width)
     if encoder_norm:
         x = fastai_batch_norm("bridge_bn")(x)
         x = tf.keras.layers.ReLU(name="bridge_relu")(x)
@@ -68,7 +79,7 @@ def unet3d(
     skips = skips[::-1][:SKIP_STAGES]
     for block, skip in enumerate(skips, start=1):
         x = unet_block(x, skip, skip_norm, final_div=block < len(skips), name=f"decoder_block{block}")
-    logits = head(x, encoder_input, classes)
+    logits = head(x, encoder_input, classes, prior_offsets(classes, lesion_prior))
     model = tf.keras.Model(image, logits, name=name)
     if encoder_weights is not None:
         kinetics_channels = INPUT_CHANNELS["tripled"]
@@ -76,18 +87,36 @@ def unet3d(
     return model
 
 
-def _check_arguments(input_shape, skip_norm, input_channels):
+def prior_offsets(classes, lesion_prior):
+    """Initial logits offsets: centred log priors, background ``1 - p``, each other class ``p / (C-1)``.
+
+    The logits pass through a BatchNorm, so each class's logit has roughly zero mean and unit
+    variance at first; with fastai's offset (1e-3) every voxel starts near ``1 / classes``. With
+    rare lesions this leaves the background at a probability close to the lesion's and takes
+    many steps of the offsets to undo (the prior initialisation of Lin et al. 2017, Focal Loss).
+    """
+    if lesion_prior is None:
+        return None
+    priors = np.array([1.0 - lesion_prior] + [lesion_prior / (classes - 1)] * (classes - 1))
+    offsets = np.log(priors)
+    return offsets - offsets.mean()
+
+
+def _check_arguments(input_shape, skip_norm, input_channels, lesion_prior):
     if len(input_shape) != 4 or input_shape[-1] != 1:
         raise TfcovsegError(f"unet3d takes a grey volume: input_shape (D, H, W, 1), got {tuple(input_shape)}")
     if skip_norm not in SKIP_NORMS:
         raise TfcovsegError(f"skip_norm must be one of {', '.join(SKIP_NORMS)}, got {skip_norm!r}")
     if input_channels not in INPUT_CHANNELS:
         raise TfcovsegError(f"input_channels must be one of {', '.join(INPUT_CHANNELS)}, got {input_channels!r}")
+    if lesion_prior is not None and not 0.0 < lesion_prior < 1.0:
+        raise TfcovsegError(f"lesion_prior must be in (0, 1) or null, got {lesion_prior}")
 
 
-def fastai_batch_norm(name, zero=False, dtype=None):
+def fastai_batch_norm(name, zero=False, dtype=None, offsets=None):
+    offsets = FASTAI_BN_BIAS if offsets is None else offsets
     return batch_norm(name, gamma_initializer="zeros" if zero else "ones",
-                      beta_initializer=tf.keras.initializers.Constant(FASTAI_BN_BIAS), dtype=dtype)
+                      beta_initializer=tf.keras.initializers.Constant(offsets), dtype=dtype)
 
 
 def conv_layer(x, filters, name, kernel=3, zero_bn=False, relu=True):
@@ -122,8 +151,11 @@ def unet_block(x, skip, skip_norm, final_div, name):
     return conv_layer(x, channels, f"{name}_conv2")
 
 
-def head(x, encoder_input, classes):
-    """Back to the input size, merge with the input, fastai ResBlock, 1x1x1 conv + BN logits."""
+def head(x, encoder_input, classes, offsets=None):
+    """Back to the input size, merge with the input, fastai ResBlock, 1x1x1 conv + BN logits.
+
+    ``offsets``: initial BN offsets of the logits (``prior_offsets``), fastai's 1e-3 if None.
+    """
     x = transposed_conv(x, x.shape[-1], "head_up", use_bias=True)
     x = ResizeLike(name="head_resize")([x, encoder_input])
     x = tf.keras.layers.Concatenate(name="head_concat")([x, encoder_input])
@@ -134,7 +166,7 @@ def head(x, encoder_input, classes):
     x = tf.keras.layers.ReLU(name="head_res_relu")(x)
     x = torch_conv3d(x, classes, 1, 1, "head_conv", DECODER_INITIALIZER)
     # float32 here keeps the logits (and so the loss) in float32 under mixed precision.
-    return fastai_batch_norm("logits", dtype="float32")(x)
+    return fastai_batch_norm("logits", dtype="float32", offsets=offsets)(x)
 
 
 def encoder_layers(model: tf.keras.Model) -> list:

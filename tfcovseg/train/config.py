@@ -63,6 +63,14 @@ class Synth:
     shape: tuple[int, int, int] = (32, 96, 96)
     spacing: tuple[float, float, float] = (5.0, 2.5, 2.5)
     cache_dir: str = "data/phantoms"  # one subfolder per setting; reused when present
+    lesion_count: tuple[int, int] = (1, 6)  # lesions per case (every 4th case has none)
+    lesion_radius: tuple[float, float] = (0.05, 0.2)  # in half fields of view: mild disease
+
+    def __post_init__(self):
+        if not 1 <= self.lesion_count[0] <= self.lesion_count[1]:
+            raise ValueError(f"lesion_count must be [min, max] with 1 <= min <= max, got {self.lesion_count}")
+        if not 0 < self.lesion_radius[0] <= self.lesion_radius[1]:
+            raise ValueError(f"lesion_radius must be [min, max] with 0 < min <= max, got {self.lesion_radius}")
 
 
 @dataclasses.dataclass
@@ -91,6 +99,8 @@ class ModelConfig:
     skip_norm: Literal["batch", "instance"] = "batch"
     encoder_norm: bool = True
     input_channels: Literal["tripled", "summed"] = "tripled"
+    lesion_prior: float | None = None  # start the logits at this foreground share (None: fastai's)
+    width: float = 1.0  # channel multiplier; 1 is the paper's network (needed for Kinetics weights)
 
 
 @dataclasses.dataclass

@@ -139,12 +139,14 @@ def synthetic_dataset(synth):
 
     shape = "x".join(str(s) for s in synth.shape)
     spacing = "x".join(f"{s:g}" for s in synth.spacing)
-    folder = Path(synth.cache_dir) / f"{synth.cases}-{shape}-{spacing}mm-seed{synth.seed}"
+    lesions = "-".join(str(n) for n in synth.lesion_count) + "-r" + "-".join(f"{r:g}" for r in synth.lesion_radius)
+    folder = Path(synth.cache_dir) / f"{synth.cases}-{shape}-{spacing}mm-lesions{lesions}-seed{synth.seed}"
     if (folder / MANIFEST).is_file():
         return load_dataset(folder)
     print(f"writing {synth.cases} phantoms to {folder}", flush=True)
     return synthesize_dataset(folder, cases=synth.cases, seed=synth.seed, shape=synth.shape,
-                              spacing=synth.spacing)
+                              spacing=synth.spacing, lesion_count=synth.lesion_count,
+                              lesion_radius=synth.lesion_radius)
 
 
 def make_split(dataset, data: DataConfig) -> dict:
@@ -154,6 +156,9 @@ def make_split(dataset, data: DataConfig) -> dict:
     tuning_count = max(1, math.floor(data.tuning_fraction * len(ids)))
     tuning = sorted(ids[i] for i in order[:tuning_count])
     return {"seed": data.split_seed, "train": [i for i in ids if i not in tuning], "tuning": tuning}
+
+
+SPLITS = ("train", "tuning")
 
 
 def read_split(run_dir: Path) -> dict:
@@ -221,12 +226,12 @@ def write_summary(run_dir: Path, cfg: TrainConfig, position: Position, seconds: 
 
 def next_steps(run_dir: Path, cfg: TrainConfig, dataset, summary: dict) -> str:
     dice = summary["best_tuning_dice"][cfg.stages[-1].name]
-    example = dataset.path(dataset.cases[0].image)
+    example = dataset.path(dataset.case(read_split(run_dir)["tuning"][0]).image)
     return "\n".join([
         f"\nModel: {run_dir} (best tuning Dice {dice:.3f}; weights {summary['weights']}; "
         f"{summary['wall_seconds'] / 60:.1f} min)",
         "Next:",
-        f"  tfcovseg evaluate --model {run_dir} --data {dataset.root}",
+        f"  tfcovseg evaluate --model {run_dir} --data {dataset.root} --split tuning",
         f"  tfcovseg predict --model {run_dir} {example}",
         f"  tfcovseg export --model {run_dir} --out {run_dir}/export",
     ])
