@@ -116,6 +116,23 @@ def test_best_dice_checkpoint_reports_dice_saves_best_and_restores_it(tmp_path):
     assert best.evaluate()["val_dice"] == pytest.approx(max(dices), abs=1e-6)
 
 
+def test_patch_mode_tuning_dice_is_taken_on_whole_volumes_by_sliding_window(tmp_path):
+    # a "model" of 4x8x8 windows that calls a voxel lesion when its value exceeds 0.5
+    inputs = tf.keras.Input((4, 8, 8, 1))
+    threshold = tf.keras.layers.Conv3D(2, 1, name="threshold")
+    model = tf.keras.Model(inputs, threshold(inputs))
+    threshold.set_weights([np.array([0.0, 20.0], np.float32).reshape(1, 1, 1, 1, 2),
+                           np.array([0.0, -10.0], np.float32)])
+    images = np.zeros((3, 6, 20, 20, 1), np.float32)
+    labels = np.zeros((3, 6, 20, 20, 1), np.int32)
+    images[0, 1:5, 3:17, 5:15] = labels[0, 1:5, 3:17, 5:15] = 1  # spans several windows: Dice 1
+    images[2, 2:4, 2:6, 2:6] = 1  # a lesion the label does not have: Dice 0
+    data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(1)
+    best = BestDiceCheckpoint(data, tmp_path / "best.h5", loss=DiceCrossEntropy(), window=(4, 8, 8))
+    best.set_model(model)
+    assert best.evaluate() == {"val_dice": pytest.approx(0.5)}  # case 1 (both empty) left out
+
+
 def test_best_dice_ignores_volumes_where_label_and_prediction_are_empty():
     from tfcovseg.train.callbacks import volume_dice
 

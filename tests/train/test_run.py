@@ -38,6 +38,24 @@ def history(run_dir):
         return list(csv.DictReader(f))
 
 
+def test_patch_mode_run_tunes_on_whole_volumes(tiny, phantom_dataset, tmp_path, monkeypatch):
+    tuned_shapes = []
+    whole = fit.whole_volume_dataset
+
+    def recording(dataset, cases, cfg):
+        tuned_shapes.extend(tuple(c.shape) for c in cases)
+        return whole(dataset, cases, cfg)
+
+    monkeypatch.setattr(fit, "whole_volume_dataset", recording)
+    patch_stage = ("stages=[{name: p, mode: patch, size: [8, 16, 16], patch_size: [8, 16, 16], "
+                   "batch_size: 2, phases: [{epochs: 1, lr: 0.01}]}]")
+    run_dir = train(config="demo", data=str(phantom_dataset.root), out=str(tmp_path / "run"),
+                    overrides=[patch_stage, *TINY[1:]])
+    [row] = history(run_dir)
+    assert row["val_loss"] == "" and row["stage"] == "p"  # no loss on whole volumes
+    assert tuned_shapes and all(shape[1:] > (16, 16) for shape in tuned_shapes)
+
+
 def test_train_writes_run_folder_that_prediction_can_read(tiny, phantom_dataset, tmp_path):
     run_dir = train(config="demo", data=str(phantom_dataset.root), out=str(tmp_path / "run"),
                     overrides=TINY)

@@ -95,6 +95,21 @@ def volume_dataset(
     return elements.batch(batch_size, drop_remainder=False).prefetch(tf.data.AUTOTUNE)
 
 
+def whole_volume_dataset(dataset: Dataset, cases: list, cfg: Pipeline3D) -> tf.data.Dataset:
+    """Patch mode's tuning data: ``(image, label int32)`` whole volumes, one per batch.
+
+    Scaled (and padded to at least the patch size) as training scales them before it cuts
+    patches; for a sliding-window evaluation (``BestDiceCheckpoint(window=...)``).
+    """
+    parallel = cfg.num_parallel or tf.data.AUTOTUNE
+    volumes = case_dataset(dataset, cases, ("image", "label"), parallel)
+    volumes = volumes.map(lambda case: prepare_case(case, cfg), num_parallel_calls=parallel)
+    if cfg.cache:
+        volumes = volumes.cache()
+    volumes = volumes.map(lambda case: (case["image"], tf.cast(case["label"], tf.int32)))
+    return volumes.batch(1).prefetch(tf.data.AUTOTUNE)
+
+
 def prepare_case(case: dict, cfg: Pipeline3D) -> dict:
     """Resize (resize mode) or pad to the patch size (patch mode), and scale intensities.
 

@@ -21,6 +21,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfcovseg.files import save_weights
+from tfcovseg.infer.predictor import lesion_mask, window_probabilities
+from tfcovseg.infer.sliding_window import sliding_window
 from tfcovseg.metrics import dice
 from tfcovseg.train.optimizer import base_optimizer
 
@@ -137,7 +139,11 @@ class FreezeEncoder(tf.keras.callbacks.Callback):
 
 def volume_dice(labels, logits) -> np.ndarray:
     """Hard Dice of the lesion class (argmax) per volume of a batch; NaN when both are empty."""
-    predicted = np.argmax(logits, axis=-1)
+    return mask_dice(labels, np.argmax(logits, axis=-1))
+
+
+def mask_dice(labels, predicted) -> np.ndarray:
+    """Dice of the lesion class per volume of predicted class maps ``[B, D, H, W]``."""
     labels = np.reshape(labels, predicted.shape)
     return np.array([dice(g == LESION, p == LESION) for g, p in zip(labels, predicted)])
 
@@ -150,24 +156,49 @@ class BestDiceCheckpoint(tf.keras.callbacks.Callback):
     ``val_data`` yields ``(image, label)`` batches at training resolution. Volumes where both
     the label and the prediction are empty are left out of the mean (Ma et al.'s convention,
     ``tfcovseg.metrics.dice``). ``best`` carries a previous best over (e.g. when resuming).
+
+    With ``window`` (a patch-trained model's input size), ``val_data`` holds whole scaled
+    volumes instead (batch 1, any size at least ``window``), predicted by a sliding window with
+    Gaussian blending (``overlap``) as ``tfcovseg predict`` does; there is no ``val_loss`` then.
     """
 
-    def __init__(self, val_data, path, loss=None, best: float | None = None, verbose: bool = True):
+    def __init__(self, val_data, path, loss=None, best: float | None = None, verbose: bool = True,
+                 window=None, overlap: float = 0.5):
         super().__init__()
         self.val_data = val_data
         self.path = str(path)
-        self.loss = loss
+        self.loss = None if window is not None else loss
         self.best = best
         self.verbose = verbose
+        self.window = window
+        self.overlap = overlap
         self.saved = False
         self._forward = None
+
+    def _make_forward(self):
+        if self.window is None:
+            return tf.function(lambda x: self.model(x, training=False))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, None, 1], tf.float32)])
+        def whole_volume(images):
+            def one(volume):
+                return sliding_window(volume, lambda w: window_probabilities(self.model, w),
+                                      self.window, self.overlap)
+
+            return tf.map_fn(one, images[..., 0])
+
+        return whole_volume
 
     def evaluate(self) -> dict:
         """``{"val_dice": ..., "val_loss": ...}`` of the current weights on ``val_data``."""
         if self._forward is None:
-            self._forward = tf.function(lambda x: self.model(x, training=False))
+            self._forward = self._make_forward()
         scores, losses, counts = [], [], []
         for images, labels in self.val_data:
+            if self.window is not None:
+                predicted = lesion_mask(self._forward(images).numpy()).astype(np.int64)
+                scores.extend(mask_dice(labels.numpy(), predicted))
+                continue
             logits = self._forward(images)
             scores.extend(volume_dice(labels.numpy(), logits.numpy()))
             if self.loss is not None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from tfcovseg.data.pipeline3d import volume_dataset
+from tfcovseg.data.pipeline3d import volume_dataset, whole_volume_dataset
 from tfcovseg.errors import TfcovsegError
 from tfcovseg.files import write_json, write_text
 from tfcovseg.train.callbacks import BestDiceCheckpoint, FreezeEncoder, OneCycle
@@ -181,7 +181,10 @@ def model_kwargs(config: TrainConfig) -> dict:
 
 
 def stage_data(dataset, split: dict, config: TrainConfig, stage: Stage, seed: int):
-    """``(train, tuning, steps per epoch)`` for a stage; ``train`` repeats forever."""
+    """``(train, tuning, steps per epoch)`` for a stage; ``train`` repeats forever.
+
+    Patch mode tunes on whole volumes (``whole_volume_dataset``), the way prediction sees them.
+    """
     pipeline = pipeline_config(config.data, stage)
     train_cases = [dataset.case(i) for i in split["train"]]
     tuning_cases = [dataset.case(i) for i in split["tuning"]]
@@ -190,8 +193,11 @@ def stage_data(dataset, split: dict, config: TrainConfig, stage: Stage, seed: in
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     train = train.repeat().with_options(options)
-    tuning = volume_dataset(dataset, tuning_cases, pipeline, batch_size=stage.batch_size,
-                            training=False, seed=seed)
+    if stage.mode == "patch":
+        tuning = whole_volume_dataset(dataset, tuning_cases, pipeline)
+    else:
+        tuning = volume_dataset(dataset, tuning_cases, pipeline, batch_size=stage.batch_size,
+                                training=False, seed=seed)
     samples = len(train_cases) * (config.data.patches_per_volume if stage.mode == "patch" else 1)
     return train, tuning, math.ceil(samples / stage.batch_size)
 
@@ -230,7 +236,8 @@ def fit_phases(model, config: TrainConfig, stage: Stage, dataset, split, run_dir
     while position.phase < len(stage.phases):
         phase = stage.phases[position.phase]
         best = BestDiceCheckpoint(tuning, run_dir / best_weights(stage), loss=loss,
-                                  best=position.best.get(stage.name), verbose=False)
+                                  best=position.best.get(stage.name), verbose=False,
+                                  window=stage.patch_size if stage.mode == "patch" else None)
         callbacks = [
             OneCycle(phase.lr, phase.epochs * steps, weight_decay=phase.weight_decay,
                      **dataclasses.asdict(config.one_cycle)),
