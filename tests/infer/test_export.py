@@ -1,6 +1,7 @@
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,6 +42,24 @@ def test_export_runs_without_tfcovseg_and_matches_the_keras_model(export, tmp_pa
     predictor = keras_predictor(model, SPEC)
     for volume, probabilities in zip(batch, served):
         np.testing.assert_allclose(probabilities, predictor(volume), atol=1e-4)
+
+
+def test_readme_rest_request_body_fits_the_signature_and_predicts(export, tmp_path):
+    import re
+
+    import tensorflow as tf
+
+    model, _, version_dir = export
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    template = re.search(r"-d '(\{.*\[VOLUME\].*\})'", readme).group(1)
+    hu, _ = sphere_ct(shape=(9, 18, 20))
+    body = json.loads(template.replace("VOLUME", json.dumps(hu.tolist())))  # [VOLUME]: a batch of 1
+    signature = tf.saved_model.load(str(version_dir)).signatures[body["signature_name"]]
+    assert set(body["inputs"]) == set(signature.structured_input_signature[1])
+    # TF Serving turns the JSON lists into a tensor of the signature's dtype (float32)
+    [batch] = body["inputs"].values()
+    served = serve_in_plain_tensorflow(version_dir, np.asarray(batch, np.float32), tmp_path)
+    np.testing.assert_allclose(served[0], keras_predictor(model, SPEC)(hu), atol=1e-4)
 
 
 def test_saved_model_cli_lists_the_signature(export):
