@@ -73,10 +73,7 @@ def volume_dataset(
     a third item, for per-volume metrics.
     """
     parallel = cfg.num_parallel or tf.data.AUTOTUNE
-    volumes = case_dataset(dataset, cases, ("image", "label"), parallel)
-    volumes = volumes.map(lambda case: prepare_case(case, cfg), num_parallel_calls=parallel)
-    if cfg.cache:
-        volumes = volumes.cache()
+    volumes = prepared_volumes(dataset, cases, cfg, parallel)
     if training:
         volumes = volumes.shuffle(len(cases), seed=seed, reshuffle_each_iteration=True)
     if cfg.mode == "patch":
@@ -101,13 +98,16 @@ def whole_volume_dataset(dataset: Dataset, cases: list, cfg: Pipeline3D) -> tf.d
     Scaled (and padded to at least the patch size) as training scales them before it cuts
     patches; for a sliding-window evaluation (``BestDiceCheckpoint(window=...)``).
     """
-    parallel = cfg.num_parallel or tf.data.AUTOTUNE
-    volumes = case_dataset(dataset, cases, ("image", "label"), parallel)
-    volumes = volumes.map(lambda case: prepare_case(case, cfg), num_parallel_calls=parallel)
-    if cfg.cache:
-        volumes = volumes.cache()
+    volumes = prepared_volumes(dataset, cases, cfg, cfg.num_parallel or tf.data.AUTOTUNE)
     volumes = volumes.map(lambda case: (case["image"], tf.cast(case["label"], tf.int32)))
     return volumes.batch(1).prefetch(tf.data.AUTOTUNE)
+
+
+def prepared_volumes(dataset: Dataset, cases: list, cfg: Pipeline3D, parallel) -> tf.data.Dataset:
+    """Decoded cases through ``prepare_case``, kept in memory after the first pass with ``cache``."""
+    volumes = case_dataset(dataset, cases, ("image", "label"), parallel)
+    volumes = volumes.map(lambda case: prepare_case(case, cfg), num_parallel_calls=parallel)
+    return volumes.cache() if cfg.cache else volumes
 
 
 def prepare_case(case: dict, cfg: Pipeline3D) -> dict:

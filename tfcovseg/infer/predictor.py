@@ -71,6 +71,16 @@ def window_probabilities(model, windows):
     return tf.nn.softmax(logits, axis=-1)[..., LESION_CLASS]
 
 
+def sliding_window_probabilities(model, scaled, window, overlap=DEFAULT_OVERLAP, batch_size=1):
+    """Lesion probabilities of scaled volumes ``[B, D, H, W]`` by a sliding ``window``, per volume."""
+
+    def one_volume(volume):
+        return sliding_window(volume, lambda windows: window_probabilities(model, windows),
+                              window, overlap, batch_size)
+
+    return tf.map_fn(one_volume, scaled)
+
+
 def lesion_probabilities(model, volumes_hu, spec: InputSpec, overlap=DEFAULT_OVERLAP,
                          batch_size=1):
     """Raw HU ``[B, D, H, W]`` -> lesion probabilities of the same shape, in TF ops.
@@ -81,11 +91,8 @@ def lesion_probabilities(model, volumes_hu, spec: InputSpec, overlap=DEFAULT_OVE
     """
     volumes_hu = tf.convert_to_tensor(volumes_hu, tf.float32)
     if spec.mode == "patch":
-        def one_volume(scaled):
-            return sliding_window(scaled, lambda windows: window_probabilities(model, windows),
-                                  spec.size, overlap, batch_size)
-
-        return tf.map_fn(one_volume, normalise(volumes_hu, spec.intensity))
+        scaled = normalise(volumes_hu, spec.intensity)
+        return sliding_window_probabilities(model, scaled, spec.size, overlap, batch_size)
     grid = tf.shape(volumes_hu)[1:4]
     x = resize_linear(volumes_hu[..., None], spec.size)[..., 0]
     probabilities = window_probabilities(model, normalise(x, spec.intensity))

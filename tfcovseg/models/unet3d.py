@@ -62,9 +62,7 @@ def unet3d(
     encoder (and so of the decoder, which follows the encoder), for quick runs on a CPU.
     Kinetics weights need width 1.
     """
-    _check_arguments(input_shape, skip_norm, input_channels, lesion_prior)
-    if not width > 0 or (encoder_weights is not None and width != 1):
-        raise TfcovsegError(f"width must be positive, and 1 with encoder_weights; got {width}")
+    _check_arguments(input_shape, skip_norm, input_channels, lesion_prior, width, encoder_weights)
     image = tf.keras.Input(shape=tuple(input_shape), name="image")
     encoder_input = image
     if input_channels == "tripled":
@@ -102,7 +100,7 @@ def prior_offsets(classes, lesion_prior):
     return offsets - offsets.mean()
 
 
-def _check_arguments(input_shape, skip_norm, input_channels, lesion_prior):
+def _check_arguments(input_shape, skip_norm, input_channels, lesion_prior, width, encoder_weights):
     if len(input_shape) != 4 or input_shape[-1] != 1:
         raise TfcovsegError(f"unet3d takes a grey volume: input_shape (D, H, W, 1), got {tuple(input_shape)}")
     if skip_norm not in SKIP_NORMS:
@@ -111,6 +109,8 @@ def _check_arguments(input_shape, skip_norm, input_channels, lesion_prior):
         raise TfcovsegError(f"input_channels must be one of {', '.join(INPUT_CHANNELS)}, got {input_channels!r}")
     if lesion_prior is not None and not 0.0 < lesion_prior < 1.0:
         raise TfcovsegError(f"lesion_prior must be in (0, 1) or null, got {lesion_prior}")
+    if not width > 0 or (encoder_weights is not None and width != 1):
+        raise TfcovsegError(f"width must be positive, and 1 with encoder_weights; got {width}")
 
 
 def fastai_batch_norm(name, zero=False, dtype=None, offsets=None):

@@ -21,8 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcovseg.files import save_weights
-from tfcovseg.infer.predictor import lesion_mask, window_probabilities
-from tfcovseg.infer.sliding_window import sliding_window
+from tfcovseg.infer.predictor import lesion_mask, sliding_window_probabilities
 from tfcovseg.metrics import dice
 from tfcovseg.train.optimizer import base_optimizer
 
@@ -181,11 +180,8 @@ class BestDiceCheckpoint(tf.keras.callbacks.Callback):
 
         @tf.function(input_signature=[tf.TensorSpec([None, None, None, None, 1], tf.float32)])
         def whole_volume(images):
-            def one(volume):
-                return sliding_window(volume, lambda w: window_probabilities(self.model, w),
-                                      self.window, self.overlap)
-
-            return tf.map_fn(one, images[..., 0])
+            return sliding_window_probabilities(self.model, images[..., 0], self.window,
+                                                self.overlap)
 
         return whole_volume
 

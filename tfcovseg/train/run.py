@@ -108,7 +108,7 @@ def run_training(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
     position = fit_stages(cfg, dataset, split, run_dir, strategy, position, chief, on_stage_start)
     if chief:
         summary = write_summary(run_dir, cfg, position, time.time() - started)
-        print(next_steps(run_dir, cfg, dataset, summary))
+        print(next_steps(run_dir, cfg, dataset, split, summary))
     return run_dir
 
 
@@ -224,9 +224,9 @@ def write_summary(run_dir: Path, cfg: TrainConfig, position: Position, seconds: 
     return summary
 
 
-def next_steps(run_dir: Path, cfg: TrainConfig, dataset, summary: dict) -> str:
+def next_steps(run_dir: Path, cfg: TrainConfig, dataset, split: dict, summary: dict) -> str:
     dice = summary["best_tuning_dice"][cfg.stages[-1].name]
-    example = dataset.path(dataset.case(read_split(run_dir)["tuning"][0]).image)
+    example = dataset.path(dataset.case(split["tuning"][0]).image)
     return "\n".join([
         f"\nModel: {run_dir} (best tuning Dice {dice:.3f}; weights {summary['weights']}; "
         f"{summary['wall_seconds'] / 60:.1f} min)",
