@@ -3,7 +3,7 @@ import sys
 
 from click.testing import CliRunner
 
-from cli import main
+from tfcovseg.cli import main
 
 
 def test_help_lists_every_command_with_one_line():
@@ -20,7 +20,7 @@ def test_version():
 
 def test_user_error_is_one_red_line_and_nonzero_exit(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "cli", "train", "--config", str(tmp_path / "nope.yaml")],
+        [sys.executable, "-m", "tfcovseg.cli", "train", "--config", str(tmp_path / "nope.yaml")],
         capture_output=True, text=True, cwd=tmp_path.parent, env=None,
     )
     assert result.returncode == 1
@@ -30,7 +30,7 @@ def test_user_error_is_one_red_line_and_nonzero_exit(tmp_path):
 
 
 def test_help_does_not_import_tensorflow():
-    code = "import sys, cli; cli.main(['--help'], standalone_mode=False); print('tensorflow' in sys.modules)"
+    code = "import sys, tfcovseg.cli as cli; cli.main(['--help'], standalone_mode=False); print('tensorflow' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip().endswith("False")
 

@@ -1,7 +1,7 @@
 from click.testing import CliRunner
 from standins import write_predictions
 
-from cli import main
+from tfcovseg.cli import main
 
 
 def test_evaluate_command_scores_a_predictions_folder(phantom_dataset, tmp_path):

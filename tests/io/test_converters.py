@@ -1,7 +1,7 @@
 import pytest
 from click.testing import CliRunner
 
-from cli import main
+from tfcovseg.cli import main
 from tfcovseg.errors import TfcovsegError
 from tfcovseg.io.converters import prepare
 from tfcovseg.io.manifest import load_dataset

@@ -100,7 +100,7 @@ def test_convert_weights_arguments_are_checked(arguments, problem):
 
 
 def test_cli_reports_an_unreadable_weights_file_in_one_line(tmp_path):
-    from cli import main
+    from tfcovseg.cli import main
 
     (tmp_path / "garbage.pth").write_bytes(b"not a state_dict")
     result = CliRunner().invoke(main, ["convert-weights", "--torchvision", str(tmp_path / "garbage.pth"),

@@ -1,0 +1,237 @@
+"""The ``tfcovseg`` command: thin click commands, each parsing options and calling one function.
+
+No TensorFlow import at module level: ``tfcovseg --help`` stays instant.
+"""
+
+import sys
+
+import click
+
+from tfcovseg import __version__
+from tfcovseg.errors import TfcovsegError
+
+SOURCES = ["ricord", "mosmed", "coronacases", "medseg", "radiopaedia", "folder"]
+
+
+class _Group(click.Group):
+    """Turns our errors into one red line and exit status 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except TfcovsegError as err:
+            click.secho(f"error: {err}", fg="red", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tfcovseg")
+def main():
+    """Segment COVID-19 lesions and lungs in chest CT with Keras/TensorFlow."""
+
+
+@main.command()
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--cases", default=8, show_default=True, help="Number of phantoms.")
+@click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same data).")
+@click.option("--shape", nargs=3, type=int, default=(64, 128, 128), show_default=True,
+              help="Volume size D H W (slices, rows, columns).")
+@click.option("--spacing", nargs=3, type=float, default=(5.0, 2.5, 2.5), show_default=True,
+              help="Voxel size in mm along D H W.")
+def synth(out, cases, seed, shape, spacing):
+    """Write synthetic chest CT phantoms with lesion and lung masks as a prepared dataset.
+
+    Images in HU (int16), lesion masks 0/1, lung masks 1 = right / 2 = left lung; every fourth
+    case has no lesions.
+    """
+    from tfcovseg.io.phantoms import synthesize_dataset
+
+    dataset = synthesize_dataset(out, cases=cases, seed=seed, shape=shape, spacing=spacing)
+    click.echo(f"wrote {len(dataset.cases)} phantoms to {dataset.root}")
+
+
+@main.command()
+@click.argument("source", type=click.Choice(SOURCES))
+@click.option("--src", required=True, type=click.Path(exists=True), help="The source's folder.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Prepared dataset folder.")
+@click.option("--annotations", type=click.Path(exists=True, dir_okay=False),
+              help="ricord: the MD.ai JSON export (default: the *.json in --src).")
+@click.option("--label", "labels", multiple=True,
+              help="ricord: an MD.ai label name counted as infiltrate (repeatable).")
+def prepare(source, src, out, annotations, labels):
+    """Convert a public dataset (or any NIfTI folder) into a prepared dataset.
+
+    Bad cases are reported and skipped; the others are converted. Layouts under --src:
+
+    \b
+    ricord       *.json (MD.ai export) + <PatientID>/<study>/<series>/*.dcm
+    mosmed       studies/CT-*/study_NNNN.nii.gz + masks/study_NNNN_mask.nii.gz
+    coronacases  COVID-19-CT-Seg_20cases/ + Infection_Mask/ [+ Lung_Mask/]
+    medseg       tr_im.nii.gz + tr_mask.nii.gz [+ tr_lungmasks_updated.nii.gz]
+    radiopaedia  rp_im/N.nii.gz + rp_msk/N.nii.gz [+ rp_lung_msk/N.nii.gz]
+    folder       images/ID + labels/ID [+ lungs/ID], imagesTr/ID_0000 + labelsTr/ID,
+                 or ID_image + ID_label [+ ID_lung] (.nii or .nii.gz)
+    """
+    from tfcovseg.io.converters import prepare as prepare_source
+
+    prepare_source(source, src, out, annotations=annotations, labels=labels or None)
+
+
+@main.command("convert-weights")
+@click.option("--torchvision", "torchvision_file", type=click.Path(exists=True, dir_okay=False),
+              help="A torchvision r3d_18 state_dict (.pth or .safetensors).")
+@click.option("--faimed3d", "faimed3d_file", type=click.Path(exists=True, dir_okay=False),
+              help="A faimed3d DynamicUnet3D state_dict (.pth or .safetensors).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Keras weights (.h5).")
+def convert_weights(torchvision_file, faimed3d_file, out):
+    """Convert PyTorch weights (torchvision R3D-18 or a faimed3d U-Net) to Keras."""
+    from tfcovseg.models.convert import convert_weights as convert
+
+    convert(torchvision=torchvision_file, faimed3d=faimed3d_file, out=out)
+
+
+@main.command("convert-imagenet")
+@click.argument("name")
+@click.argument("state_dict", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False),
+              help="Keras weights (.h5; default: the cache file segmentation_models loads).")
+def convert_imagenet(name, state_dict, out):
+    """Convert ImageNet weights of an extra 2D encoder (vgg11, dpn68, ...) for the bench."""
+    from tfcovseg.bench.backbones.convert import convert_or_fetch
+
+    click.echo(f"wrote {convert_or_fetch(name, state_dict, out)}")
+
+
+@main.command()
+@click.argument("dataset", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", default="preview.png", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--pipeline", type=click.Choice(["3d", "2d"]), default="3d", show_default=True,
+              help="3d: the U-Net's stage-1 volumes; 2d: the bench's slices.")
+@click.option("--samples", default=4, show_default=True, help="Number of augmented samples.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--experiment", type=click.Choice(["lungs", "lesions", "lesions_in_lungs"]),
+              default="lesions", show_default=True, help="2d: which target to overlay.")
+def preview(dataset, out, pipeline, samples, seed, experiment):
+    """Draw augmented training samples of a prepared dataset with their label overlay."""
+    from tfcovseg.data.preview import preview_dataset
+
+    click.echo(f"wrote {preview_dataset(dataset, out, pipeline, samples, seed, experiment)}")
+
+
+@main.command(context_settings={"ignore_unknown_options": False})
+@click.option("--config", default="demo", show_default=True, help="YAML file or config name.")
+@click.option("--data", type=click.Path(), help="Prepared dataset (overrides the config).")
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder.")
+@click.option("--resume", type=click.Path(exists=True, file_okay=False),
+              help="Continue a killed run from its last completed epoch.")
+@click.option("--strategy", type=click.Choice(["auto", "default", "mirrored", "multiworker"]),
+              help="tf.distribute strategy (overrides the config).")
+@click.argument("overrides", nargs=-1)
+def train(config, data, out, resume, strategy, overrides):
+    """Train the 3D U-Net (default: the demo on phantoms). OVERRIDES: key.sub=value; numbers
+    index lists (stages.0.phases.1.epochs=50).
+
+    \b
+    Examples:
+      tfcovseg train                                   # demo: phantoms, minutes on a CPU
+      tfcovseg train --config ricord_r3d18 --data data/ricord
+      tfcovseg train --config ricord_r3d18 precision=float32 data.split_seed=1
+      tfcovseg train --resume runs/demo-20260101-120000
+    """
+    from tfcovseg.train.run import train as run_training
+
+    run_training(config=config, data=data, out=out, resume=resume, strategy=strategy,
+                 overrides=list(overrides))
+
+
+@main.command()
+@click.option("--model", type=click.Path(exists=True), help="Run folder or SavedModel export.")
+@click.option("--data", type=click.Path(exists=True), help="Prepared dataset (overrides the config).")
+@click.option("--config", help="Evaluation config (file or name: mosmed_eval, coronacases_eval).")
+@click.option("--out", type=click.Path(file_okay=False), help="Folder for the CSV/Markdown results.")
+@click.option("--predictions", type=click.Path(exists=True, file_okay=False),
+              help="Score existing prediction NIfTIs (<id>.nii.gz) instead of a model.")
+@click.option("--tolerance", type=float,
+              help="NSD tolerance in mm (default: config, else 3 mm, Ma et al.'s lesion value).")
+@click.option("--overlap", type=float, help="Sliding-window overlap (patch-mode runs; default 0.5).")
+@click.option("--batch-size", type=int, help="Windows per batch (patch-mode runs; default 1).")
+@click.option("--split", type=click.Choice(["train", "tuning"]),
+              help="Only this part of the run's saved split (--model RUN, --data its dataset).")
+def evaluate(model, data, config, out, predictions, tolerance, overlap, batch_size, split):
+    """Per-case Dice and normalized surface Dice, as Ma et al.'s benchmark computes them.
+
+    Writes cases.csv, summary.csv and summary.md (default: RUN/evaluation/<dataset>, or
+    PREDICTIONS/evaluation). --predictions scores <id>.nii.gz masks on the prepared labels' grid.
+    """
+    from tfcovseg.infer.evaluate import evaluate_configured
+
+    evaluate_configured(config=config, model=model, predictions=predictions, out=out, data=data,
+                        tolerance=tolerance, overlap=overlap, batch_size=batch_size, split=split)
+
+
+@main.command()
+@click.option("--model", required=True, type=click.Path(exists=True), help="Run folder or export.")
+@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True))
+@click.option("--out", type=click.Path(dir_okay=False), help="Mask NIfTI (default: next to INPUT).")
+@click.option("--probabilities", is_flag=True, help="Also write lesion probabilities.")
+@click.option("--lung-mask", type=click.Path(exists=True, dir_okay=False),
+              help="Lung mask NIfTI for the report (default: a simple threshold extraction).")
+@click.option("--overlap", default=0.5, show_default=True,
+              help="Sliding-window overlap (patch-mode runs).")
+@click.option("--batch-size", default=1, show_default=True,
+              help="Windows per batch (patch-mode runs).")
+def predict(model, input_path, out, probabilities, lung_mask, overlap, batch_size):
+    """Segment lesions in a CT (NIfTI file or DICOM series folder), with a report.
+
+    Writes INPUT_lesions.nii.gz (on the input's grid), INPUT_lesions_report.json and .png next
+    to INPUT unless --out is given.
+    """
+    from tfcovseg.infer.predict import predict_ct
+
+    predict_ct(model=model, input_path=input_path, out=out, probabilities=probabilities,
+               lung_mask=lung_mask, overlap=overlap, batch_size=batch_size)
+
+
+@main.command()
+@click.option("--model", required=True, type=click.Path(exists=True, file_okay=False), help="Run folder.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Export folder.")
+@click.option("--version", "version", default=1, show_default=True, help="Model version number.")
+def export(model, out, version):
+    """Export a SavedModel for TF Serving (raw HU in, lesion probabilities out)."""
+    from tfcovseg.infer.export import export_savedmodel
+
+    export_savedmodel(model=model, out=out, version=version)
+
+
+@main.group(invoke_without_command=True)
+@click.option("--config", default="bench_smoke", show_default=True, help="YAML file or config name.")
+@click.option("--data", help="Prepared datasets TRAIN[,TEST] (MedSeg[,Radiopaedia]; overrides "
+              "the config).")
+@click.option("--out", type=click.Path(file_okay=False), help="Bench folder (one file per cell).")
+@click.option("--only", help="Filter cells, e.g. arch=unet,encoder=resnet18|vgg19 "
+              "(keys: arch, encoder, init, experiment).")
+@click.option("--shard", help="K/N: run the K-th of N deterministic shards (1-based).")
+@click.option("--ray", "ray_address", help="Run cells as Ray tasks (address, or 'local').")
+@click.pass_context
+def bench(ctx, config, data, out, only, shard, ray_address):
+    """Train and test the 2D architecture x encoder grid (Bizopoulos et al.).
+
+    Re-running skips finished cells; `tfcovseg bench report DIR` redraws the report.
+    """
+    if ctx.invoked_subcommand is None:
+        from tfcovseg.bench.run import run_bench
+
+        run_bench(config=config, data=data, out=out, only=only, shard=shard, ray_address=ray_address)
+
+
+@bench.command("report")
+@click.argument("bench_dir", type=click.Path(exists=True, file_okay=False))
+def bench_report(bench_dir):
+    """Write results.csv, the paper's tables and figures from a bench folder."""
+    from tfcovseg.bench.report import write_report
+
+    write_report(bench_dir)
+
+
+if __name__ == "__main__":
+    main()
