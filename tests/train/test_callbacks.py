@@ -117,29 +117,53 @@ def test_best_dice_checkpoint_reports_dice_saves_best_and_restores_it(tmp_path):
 
 
 def test_patch_mode_tuning_dice_is_taken_on_whole_volumes_by_sliding_window(tmp_path):
-    # a "model" of 4x8x8 windows that calls a voxel lesion when its value exceeds 0.5
-    inputs = tf.keras.Input((4, 8, 8, 1))
-    threshold = tf.keras.layers.Conv3D(2, 1, name="threshold")
-    model = tf.keras.Model(inputs, threshold(inputs))
-    threshold.set_weights([np.array([0.0, 20.0], np.float32).reshape(1, 1, 1, 1, 2),
-                           np.array([0.0, -10.0], np.float32)])
+    model = threshold_model((4, 8, 8))  # windows of 4x8x8
     images = np.zeros((3, 6, 20, 20, 1), np.float32)
     labels = np.zeros((3, 6, 20, 20, 1), np.int32)
     images[0, 1:5, 3:17, 5:15] = labels[0, 1:5, 3:17, 5:15] = 1  # spans several windows: Dice 1
     images[2, 2:4, 2:6, 2:6] = 1  # a lesion the label does not have: Dice 0
     data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(1)
-    best = BestDiceCheckpoint(data, tmp_path / "best.h5", loss=DiceCrossEntropy(), window=(4, 8, 8))
+    best = BestDiceCheckpoint(data, tmp_path / "best.h5", loss=DiceCrossEntropy(), window=(4, 8, 8),
+                              metric="per_volume")
     best.set_model(model)
     assert best.evaluate() == {"val_dice": pytest.approx(0.5)}  # case 1 (both empty) left out
 
 
-def test_best_dice_ignores_volumes_where_label_and_prediction_are_empty():
-    from tfcovseg.train.callbacks import volume_dice
+def threshold_model(shape):
+    """A "model" that calls a voxel lesion when its value exceeds 0.5."""
+    inputs = tf.keras.Input((*shape, 1))
+    threshold = tf.keras.layers.Conv3D(2, 1, name="threshold")
+    model = tf.keras.Model(inputs, threshold(inputs))
+    threshold.set_weights([np.array([0.0, 20.0], np.float32).reshape(1, 1, 1, 1, 2),
+                           np.array([0.0, -10.0], np.float32)])
+    return model
 
-    labels = np.zeros((2, 2, 2, 2), np.int32)
-    labels[0, 0, 0, 0] = 1
-    logits = np.zeros((2, 2, 2, 2, 2), np.float32)
-    logits[..., 0] = 1.0
-    logits[0, 0, 0, 0] = [0.0, 1.0]
-    scores = volume_dice(labels[..., None], logits)
-    assert scores[0] == pytest.approx(1.0) and math.isnan(scores[1])
+
+def test_pooled_metric_pools_voxels_of_a_batch_where_per_volume_averages_volumes(tmp_path):
+    images = np.zeros((2, 4, 8, 8, 1), np.float32)
+    labels = np.zeros((2, 4, 8, 8, 1), np.int32)
+    images[0, :, :, :6] = labels[0, :, :, :6] = 1  # 192 lesion voxels, all found: Dice 1
+    labels[1, 0, 0, 0] = 1  # one lesion voxel, missed: Dice 0
+    data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(2)
+    scores = {}
+    for metric in ("pooled", "per_volume"):
+        best = BestDiceCheckpoint(data, tmp_path / "best.h5", metric=metric)
+        best.set_model(threshold_model((4, 8, 8)))
+        scores[metric] = best.evaluate()["val_dice"]
+    assert scores["per_volume"] == pytest.approx(0.5)
+    assert scores["pooled"] == pytest.approx(2 * 192 / (192 + 193))
+
+
+def test_pooled_metric_of_a_batch_with_nothing_to_score_is_nan_and_never_the_best(tmp_path):
+    images = np.zeros((2, 4, 8, 8, 1), np.float32)
+    labels = np.zeros((2, 4, 8, 8, 1), np.int32)
+    images[0, 1, 1, 1] = labels[0, 1, 1, 1] = 1
+    data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(1)  # batch 2 has nothing
+    path = tmp_path / "best.h5"
+    best = BestDiceCheckpoint(data, path, verbose=False)
+    best.set_model(threshold_model((4, 8, 8)))
+    logs = {}
+    best.on_epoch_end(0, logs)
+    assert math.isnan(logs["val_dice"]) and best.best is None and not path.exists()
+    best.on_train_end()  # no finite epoch at all: the last weights are kept in the file
+    assert path.is_file()

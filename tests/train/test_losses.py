@@ -66,3 +66,48 @@ def test_dice_cross_entropy_accepts_bfloat16_logits_and_rejects_unknown_dice(bat
     assert value.dtype == tf.float32
     with pytest.raises(ValueError, match="dice must be one of"):
         DiceCrossEntropy(dice="tversky")
+
+
+def lesion_free_confident_item():
+    labels = np.zeros((1, 2, 3, 3, 1), np.int32)
+    logits = np.zeros((1, 2, 3, 3, 2), np.float32)
+    logits[..., 0] = 8.0  # confidently background everywhere
+    return labels, logits
+
+
+def dice_value_and_gradient(loss, labels, logits):
+    import tensorflow as tf
+
+    logits = tf.constant(logits)
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        value = loss(labels, logits)
+    return float(value), float(tf.reduce_max(tf.abs(tape.gradient(value, logits))))
+
+
+def test_faimed3d_eps_rule_gives_lesion_free_item_a_constant_loss_without_gradient():
+    labels, logits = lesion_free_confident_item()
+    value, gradient = dice_value_and_gradient(
+        lambda y, p: foreground_dice_loss(y, p, "denominator"), labels, logits)
+    assert value == 1.0 and gradient == 0.0  # 2I / (S + eps) with I = 0
+    value, gradient = dice_value_and_gradient(
+        lambda y, p: foreground_dice_loss(y, p, "both"), labels, logits)
+    assert value < 1.0 and gradient > 0.0  # (2I + eps) / (S + eps) still pulls towards empty
+
+
+def test_milletari_loss_of_lesion_free_confident_item_is_one_half_under_faimed3d_rule():
+    labels, logits = lesion_free_confident_item()
+    # background Dice ~1, lesion Dice exactly 0: the mean over classes is 1/2
+    assert float(milletari_dice_loss(labels, logits, "denominator")) == pytest.approx(0.5, abs=1e-3)
+    assert float(milletari_dice_loss(labels, logits, "both")) < 0.5
+
+
+def test_dice_cross_entropy_keeps_its_settings_through_keras_serialization():
+    import tensorflow as tf
+
+    loss = DiceCrossEntropy("foreground", ce_weight=0.5, dice_eps="both")
+    restored = tf.keras.losses.deserialize(tf.keras.losses.serialize(loss))
+    assert isinstance(restored, DiceCrossEntropy)
+    assert (restored.dice, restored.ce_weight, restored.dice_eps) == ("foreground", 0.5, "both")
+    with pytest.raises(ValueError, match="dice_eps"):
+        DiceCrossEntropy(dice_eps="numerator")

@@ -41,3 +41,28 @@ def test_fastai_adam_defaults_are_fastais():
     assert optimizer.beta_2 == 0.99
     assert optimizer.epsilon == 1e-5
     assert isinstance(optimizer.beta_1, tf.Variable)
+
+
+def test_reset_optimizer_state_makes_the_next_step_equal_a_fresh_optimizers():
+    from tfcovseg.train.optimizer import reset_optimizer_state
+
+    def step(model, optimizer, x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(model(x) ** 2)
+        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables),
+                                      model.trainable_variables))
+
+    x = np.random.default_rng(1).normal(size=(4, 3)).astype(np.float32)
+    trained = tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.Dense(2)])
+    used = FastaiAdam(learning_rate=0.01)
+    for _ in range(5):
+        step(trained, used, x)
+    fresh_model = tf.keras.models.clone_model(trained)
+    fresh_model.set_weights(trained.get_weights())
+    reset_optimizer_state(used)
+    assert int(used.iterations) == 0
+    assert all(not np.any(v.numpy()) for v in (*used._momentums, *used._velocities))
+    step(trained, used, x)
+    step(fresh_model, FastaiAdam(learning_rate=0.01), x)
+    for after_reset, fresh in zip(trained.get_weights(), fresh_model.get_weights()):
+        np.testing.assert_allclose(after_reset, fresh, atol=1e-7)

@@ -126,3 +126,40 @@ def test_unknown_config_key_is_named_with_allowed_keys(tmp_path):
     with pytest.raises(TfcovsegError, match=r"unknown key config\.stages\[0\]\.lrate.*allowed"):
         train(config="demo", out=str(tmp_path / "run"),
               overrides=["stages=[{name: s, size: [8, 8, 8], batch_size: 1, lrate: 1, phases: []}]"])
+
+
+def test_unfrozen_session_starts_with_a_fresh_optimizer_as_after_fastai_unfreeze(
+        tiny, phantom_dataset, tmp_path, monkeypatch):
+    resets = []
+    real_reset = fit.reset_optimizer_state
+
+    def recording(optimizer):
+        resets.append(int(optimizer.iterations))
+        real_reset(optimizer)
+        assert int(optimizer.iterations) == 0
+
+    monkeypatch.setattr(fit, "reset_optimizer_state", recording)
+    train(config="demo", data=str(phantom_dataset.root), out=str(tmp_path / "fastai"),
+          overrides=TINY)
+    assert resets == [2]  # once, after the frozen session's 2 steps
+    train(config="demo", data=str(phantom_dataset.root), out=str(tmp_path / "carried"),
+          overrides=[*TINY, "optimizer.reset_on_freeze_change=false"])
+    assert resets == [2]
+
+
+@pytest.mark.parametrize("best_of, keys", [
+    pytest.param("session", {"s1/1", "s1/2"}, id="fastai-per-session"),
+    pytest.param("stage", {"s1"}, id="carried-over-the-stage"),
+])
+def test_best_tuning_dice_is_tracked_per_session_or_per_stage(tiny, phantom_dataset, tmp_path,
+                                                              best_of, keys):
+    run_dir = train(config="demo", data=str(phantom_dataset.root), out=str(tmp_path / "run"),
+                    overrides=[*TINY, f"checkpoint.best_of={best_of}",
+                               "checkpoint.metric=per_volume"])
+    best = json.loads((run_dir / "checkpoints" / "state.json").read_text())["best"]
+    assert set(best) == keys
+    dice = [float(r["val_dice"]) for r in history(run_dir)]
+    last = best["s1/2"] if best_of == "session" else best["s1"]
+    assert last == pytest.approx(max(dice[1:]) if best_of == "session" else max(dice))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["best_tuning_dice"]["s1"] == pytest.approx(last)

@@ -15,7 +15,9 @@ Example::
     ])
 """
 
+import logging
 import math
+from typing import Literal
 
 import numpy as np
 import tensorflow as tf
@@ -26,6 +28,7 @@ from tfcovseg.metrics import dice
 from tfcovseg.train.optimizer import base_optimizer
 
 LESION = 1
+log = logging.getLogger(__name__)
 
 
 def cosine_ramp(start: float, end: float, pos: float) -> float:
@@ -136,25 +139,35 @@ class FreezeEncoder(tf.keras.callbacks.Callback):
             self._set_frozen(False)
 
 
-def volume_dice(labels, logits) -> np.ndarray:
-    """Hard Dice of the lesion class (argmax) per volume of a batch; NaN when both are empty."""
-    return mask_dice(labels, np.argmax(logits, axis=-1))
-
-
 def mask_dice(labels, predicted) -> np.ndarray:
-    """Dice of the lesion class per volume of predicted class maps ``[B, D, H, W]``."""
+    """Dice of the lesion class per volume of predicted class maps ``[B, D, H, W]`` (NaN when
+    both the label and the prediction are empty)."""
     labels = np.reshape(labels, predicted.shape)
     return np.array([dice(g == LESION, p == LESION) for g, p in zip(labels, predicted)])
 
 
-class BestDiceCheckpoint(tf.keras.callbacks.Callback):
-    """After each epoch, the mean per-volume lesion Dice on ``val_data`` (``val_dice``) and,
-    with a ``loss``, its mean (``val_loss``) go into the logs; the best weights are saved to
-    ``path`` (HDF5, atomically) and restored when training ends.
+def pooled_dice(labels, predicted) -> float:
+    """The authors' ``dice_score``: lesion Dice over all voxels of a batch, no eps (NaN if the
+    batch has neither a lesion nor a predicted one)."""
+    labels = np.reshape(labels, predicted.shape) == LESION
+    predicted = predicted == LESION
+    total = int(labels.sum()) + int(predicted.sum())
+    return 2.0 * int((labels & predicted).sum()) / total if total else math.nan
 
-    ``val_data`` yields ``(image, label)`` batches at training resolution. Volumes where both
-    the label and the prediction are empty are left out of the mean (Ma et al.'s convention,
-    ``tfcovseg.metrics.dice``). ``best`` carries a previous best over (e.g. when resuming).
+
+class BestDiceCheckpoint(tf.keras.callbacks.Callback):
+    """After each epoch, the hard lesion Dice on ``val_data`` (``val_dice``) and, with a
+    ``loss``, its mean (``val_loss``) go into the logs; the best weights are saved to ``path``
+    (HDF5, atomically) and restored when training ends.
+
+    ``val_data`` yields ``(image, label)`` batches at training resolution. ``metric``:
+    ``"pooled"`` (the authors' ``dice_score`` under fastai): Dice over all voxels of each batch,
+    batches averaged by size; a batch with nothing to score makes the epoch NaN, which is never
+    the best. ``"per_volume"``: the mean per-volume Dice, volumes where both the label and the
+    prediction are empty left out (Ma et al.'s convention, ``tfcovseg.metrics.dice``);
+    independent of the batch size, as evaluation scores. ``best`` carries a previous best over
+    (resuming); when no epoch had a finite Dice and ``path`` does not exist, the last weights
+    are saved there so that a later stage finds a file.
 
     With ``window`` (a patch-trained model's input size), ``val_data`` holds whole scaled
     volumes instead (batch 1, any size at least ``window``), predicted by a sliding window with
@@ -162,8 +175,12 @@ class BestDiceCheckpoint(tf.keras.callbacks.Callback):
     """
 
     def __init__(self, val_data, path, loss=None, best: float | None = None, verbose: bool = True,
-                 window=None, overlap: float = 0.5):
+                 window=None, overlap: float = 0.5,
+                 metric: Literal["pooled", "per_volume"] = "pooled"):
         super().__init__()
+        if metric not in ("pooled", "per_volume"):
+            raise ValueError(f"metric must be 'pooled' or 'per_volume', got {metric!r}")
+        self.metric = metric
         self.val_data = val_data
         self.path = str(path)
         self.loss = None if window is not None else loss
@@ -189,19 +206,24 @@ class BestDiceCheckpoint(tf.keras.callbacks.Callback):
         """``{"val_dice": ..., "val_loss": ...}`` of the current weights on ``val_data``."""
         if self._forward is None:
             self._forward = self._make_forward()
-        scores, losses, counts = [], [], []
+        scores, pooled, losses, counts = [], [], [], []
         for images, labels in self.val_data:
+            outputs = self._forward(images)
             if self.window is not None:
-                predicted = lesion_mask(self._forward(images).numpy()).astype(np.int64)
-                scores.extend(mask_dice(labels.numpy(), predicted))
-                continue
-            logits = self._forward(images)
-            scores.extend(volume_dice(labels.numpy(), logits.numpy()))
+                predicted = lesion_mask(outputs.numpy()).astype(np.int64)
+            else:
+                predicted = np.argmax(outputs.numpy(), axis=-1)
+            scores.extend(mask_dice(labels.numpy(), predicted))
+            pooled.append(pooled_dice(labels.numpy(), predicted))
+            counts.append(int(images.shape[0]))
             if self.loss is not None:
-                losses.append(float(self.loss(labels, logits)))
-                counts.append(int(images.shape[0]))
+                losses.append(float(self.loss(labels, outputs)))
         scores = np.array(scores, dtype=float)
-        result = {"val_dice": float(np.nanmean(scores)) if np.isfinite(scores).any() else math.nan}
+        if self.metric == "pooled":
+            score = float(np.average(pooled, weights=counts))
+        else:
+            score = float(np.nanmean(scores)) if np.isfinite(scores).any() else math.nan
+        result = {"val_dice": score}
         if losses:
             result["val_loss"] = float(np.average(losses, weights=counts))
         return result
@@ -211,16 +233,20 @@ class BestDiceCheckpoint(tf.keras.callbacks.Callback):
         if logs is not None:
             logs.update(result)
         score = result["val_dice"]
-        if self.best is None or score > self.best:
-            if self.verbose and self.best is not None:
-                print(f"tuning Dice improved from {self.best:.4f} to {score:.4f}: saving {self.path}")
-            self.best = score if not math.isnan(score) else self.best
-            self.save()
+        if math.isnan(score) or (self.best is not None and score <= self.best):
+            return
+        if self.verbose and self.best is not None:
+            print(f"tuning Dice improved from {self.best:.4f} to {score:.4f}: saving {self.path}")
+        self.best = score
+        self.save()
 
     def save(self):
         save_weights(self.model, self.path)
         self.saved = True
 
     def on_train_end(self, logs=None):
-        if self.saved or (self.best is not None and tf.io.gfile.exists(self.path)):
+        if self.saved or tf.io.gfile.exists(self.path):
             self.model.load_weights(self.path)
+            return
+        log.warning("no epoch had a finite tuning Dice: keeping the last weights in %s", self.path)
+        self.save()

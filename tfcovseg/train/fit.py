@@ -24,7 +24,7 @@ from tfcovseg.files import write_json, write_text
 from tfcovseg.train.callbacks import BestDiceCheckpoint, FreezeEncoder, OneCycle
 from tfcovseg.train.config import Stage, TrainConfig, pipeline_config
 from tfcovseg.train.losses import DiceCrossEntropy
-from tfcovseg.train.optimizer import FastaiAdam, base_optimizer
+from tfcovseg.train.optimizer import FastaiAdam, base_optimizer, reset_optimizer_state
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = f"{CHECKPOINTS}/state.json"
@@ -40,11 +40,21 @@ class Position:
     stage: int = 0
     phase: int = 0
     epoch: int = 0
-    best: dict = dataclasses.field(default_factory=dict)  # stage name -> best tuning Dice
+    best: dict = dataclasses.field(default_factory=dict)  # best_key() -> best tuning Dice
     checkpoint: str | None = None  # folder (relative to the run) of the last checkpoint
 
     def done(self, config: TrainConfig) -> bool:
         return self.stage >= len(config.stages)
+
+
+def best_key(config: TrainConfig, stage: Stage, phase: int) -> str:
+    """Whose best a tuning Dice is: the session's (``stage1/2``) or the stage's (``stage1``)."""
+    return f"{stage.name}/{phase + 1}" if config.checkpoint.best_of == "session" else stage.name
+
+
+def stage_best(config: TrainConfig, stage: Stage, position: Position) -> float | None:
+    """The tuning Dice of the weights a stage hands on: its last session's (or the stage's) best."""
+    return position.best.get(best_key(config, stage, len(stage.phases) - 1))
 
 
 def best_weights(stage: Stage) -> str:
@@ -131,7 +141,7 @@ class EpochRecorder(tf.keras.callbacks.Callback):
         folder = f"{CHECKPOINTS}/{LAST_PREFIX}{stage.name}-p{position.phase + 1}-e{epoch + 1}"
         self.save_checkpoint(folder)
         if self.best.best is not None:
-            position.best[stage.name] = self.best.best
+            position.best[best_key(self.config, stage, position.phase)] = self.best.best
         position.epoch, previous, position.checkpoint = epoch + 1, position.checkpoint, folder
         if self.chief:
             write_history(self.run_dir, read_history(self.run_dir) + [row])
@@ -170,10 +180,15 @@ def build_model(config: TrainConfig, strategy):
         model = build_network(config)
         model.compile(
             optimizer=FastaiAdam(),
-            loss=DiceCrossEntropy(config.loss.dice, config.loss.dice_weight, config.loss.ce_weight),
+            loss=dice_cross_entropy(config),
         )
         base_optimizer(model.optimizer).build(model.trainable_variables)
     return model
+
+
+def dice_cross_entropy(config: TrainConfig) -> DiceCrossEntropy:
+    return DiceCrossEntropy(config.loss.dice, config.loss.dice_weight, config.loss.ce_weight,
+                            dice_eps=config.loss.dice_eps)
 
 
 def model_kwargs(config: TrainConfig) -> dict:
@@ -232,11 +247,14 @@ def fit_stages(config: TrainConfig, dataset, split: dict, run_dir, strategy, pos
 def fit_phases(model, config: TrainConfig, stage: Stage, dataset, split, run_dir,
                position: Position, chief: bool) -> None:
     train, tuning, steps = stage_data(dataset, split, config, stage, config.seed + position.stage)
-    loss = DiceCrossEntropy(config.loss.dice, config.loss.dice_weight, config.loss.ce_weight)
+    loss = dice_cross_entropy(config)
     while position.phase < len(stage.phases):
         phase = stage.phases[position.phase]
+        if position.epoch == 0 and freeze_changes(config, stage, position.phase):
+            reset_optimizer_state(model.optimizer)
         best = BestDiceCheckpoint(tuning, run_dir / best_weights(stage), loss=loss,
-                                  best=position.best.get(stage.name), verbose=False,
+                                  best=position.best.get(best_key(config, stage, position.phase)),
+                                  verbose=False, metric=config.checkpoint.metric,
                                   window=stage.patch_size if stage.mode == "patch" else None)
         callbacks = [
             OneCycle(phase.lr, phase.epochs * steps, weight_decay=phase.weight_decay,
@@ -258,3 +276,12 @@ def fit_phases(model, config: TrainConfig, stage: Stage, dataset, split, run_dir
         position.phase, position.epoch = position.phase + 1, 0
         if chief:
             write_position(run_dir, position)
+
+
+def freeze_changes(config: TrainConfig, stage: Stage, phase: int) -> bool:
+    """Whether session ``phase`` starts with a fresh optimizer: fastai's ``freeze()`` and
+    ``unfreeze()`` clear Adam's state, so a session whose encoder freezing differs from the
+    previous session's (of the same stage) starts afresh (``optimizer.reset_on_freeze_change``)."""
+    if phase == 0 or not config.optimizer.reset_on_freeze_change:
+        return False
+    return stage.phases[phase].freeze_encoder != stage.phases[phase - 1].freeze_encoder

@@ -4,6 +4,8 @@ fastai's ``Adam``: beta_2 0.99, eps 1e-5 added to the debiased root of the secon
 decoupled ("true") weight decay ``p <- p * (1 - lr * wd)`` before the step, and no weight decay
 on BatchNorm parameters and biases (``bn_wd=False``, ``wd_bn_bias=False``). ``beta_1`` is a
 variable so that ``OneCycle`` can cycle it between steps of a compiled train function.
+``reset_optimizer_state`` clears Adam's moments and step count, as fastai's ``freeze()`` and
+``unfreeze()`` do.
 """
 
 import tensorflow as tf
@@ -65,3 +67,12 @@ class FastaiAdam(tf.keras.optimizers.AdamW):
 def base_optimizer(optimizer):
     """The optimizer under a mixed-precision ``LossScaleOptimizer`` wrapper, if any."""
     return getattr(optimizer, "inner_optimizer", optimizer)
+
+
+def reset_optimizer_state(optimizer) -> None:
+    """Zero Adam's moments and step count, as fastai's ``freeze()``/``unfreeze()`` recreate its
+    optimizer; the learning rate and the other hyperparameters stay."""
+    optimizer = base_optimizer(optimizer)
+    optimizer.iterations.assign(0)
+    for slot in (*optimizer._momentums, *optimizer._velocities):
+        slot.assign(tf.zeros_like(slot))

@@ -38,6 +38,7 @@ from tfcovseg.train.fit import (
     fit_stages,
     model_kwargs,
     read_position,
+    stage_best,
     trim_history,
 )
 
@@ -215,7 +216,7 @@ def write_summary(run_dir: Path, cfg: TrainConfig, position: Position, seconds: 
         previous = json.loads((run_dir / SUMMARY_FILE).read_text())
     last = cfg.stages[-1]
     summary = {
-        "best_tuning_dice": {s.name: position.best.get(s.name) for s in cfg.stages},
+        "best_tuning_dice": {s.name: stage_best(cfg, s, position) for s in cfg.stages},
         "wall_seconds": round(previous.get("wall_seconds", 0.0) + seconds, 1),
         "finished": position.done(cfg),
         "weights": best_weights(last),
