@@ -1,4 +1,9 @@
-"""The one exception type a user can cause; the CLI prints it as one red line."""
+"""The errors a user can cause; the CLI prints each as one red line with exit status 1.
+
+``TfcovsegError`` is the family; raise the subclass that names what was wrong: the config
+(``ConfigError``), the data (``DataError``: a dataset, a CT, a mask), or a weights file
+(``WeightsError``). The message names the file or key, what was found and what was expected.
+"""
 
 
 class TfcovsegError(Exception):
@@ -8,3 +13,15 @@ class TfcovsegError(Exception):
         self.problem = problem
         self.path = None if path is None else str(path)
         super().__init__(f"{self.path}: {problem}" if self.path else problem)
+
+
+class ConfigError(TfcovsegError):
+    """A config file, override or option holds an unknown key or a value out of its range."""
+
+
+class DataError(TfcovsegError):
+    """A dataset, volume or mask cannot be used as it is."""
+
+
+class WeightsError(TfcovsegError):
+    """A weights file does not fit the model it is meant for."""

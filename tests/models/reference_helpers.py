@@ -1,17 +1,26 @@
-"""Helpers for tests that compare with PyTorch (import only inside reference tests)."""
+"""Helpers for tests that compare with PyTorch (torch is imported only by the helpers that use it)."""
+
+import numpy as np
+
+# uniform ranges of the normalisation tensors randomise_batch_norm draws
+NORM_RANGES = {"running_mean": (-0.5, 0.5), "running_var": (0.5, 2.0), "weight": (0.5, 1.5), "bias": (-0.2, 0.2)}
 
 
 def randomise_batch_norm(module, seed=0):
-    """Non-trivial BN parameters and running statistics, so eval mode really uses them."""
+    """Non-trivial BN parameters and running statistics, so eval mode really uses them.
+
+    Affine InstanceNorm3d layers get random parameters too (they have no running statistics).
+    """
     import torch
 
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for layer in module.modules():
-            if isinstance(layer, torch.nn.BatchNorm3d):
-                for tensor, (low, high) in ((layer.running_mean, (-0.5, 0.5)), (layer.running_var, (0.5, 2.0)),
-                                            (layer.weight, (0.5, 1.5)), (layer.bias, (-0.2, 0.2))):
-                    tensor.copy_(torch.rand(tensor.shape, generator=generator) * (high - low) + low)
+            if isinstance(layer, (torch.nn.BatchNorm3d, torch.nn.InstanceNorm3d)):
+                for name, (low, high) in NORM_RANGES.items():
+                    tensor = getattr(layer, name)
+                    if tensor is not None:
+                        tensor.copy_(torch.rand(tensor.shape, generator=generator) * (high - low) + low)
     return module.eval()
 
 
@@ -24,3 +33,8 @@ def torch_input(x_ndhwc, channels):
 
 def channels_last(tensor):
     return tensor.detach().numpy().transpose(0, 2, 3, 4, 1)
+
+
+def trainable_count(model):
+    """PyTorch's parameter count: Keras also counts BN moving statistics, which torch keeps as buffers."""
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)

@@ -4,27 +4,74 @@ Each Keras layer is paired with the PyTorch module it ports, by name; ``torch_we
 checks every key and shape before anything changes. The result is a Keras weights file (.h5),
 written atomically: ``r3d18(weights=...)`` / ``unet3d(encoder_weights=...)`` read the encoder
 file, ``model.load_weights`` the U-Net file (build ``unet3d`` with the printed arguments).
+
+faimed3d wrote two state_dict layouts (PAPERS.md section 1, "State_dict layouts"; the authors'
+full key lists are in tests/models/fixtures/faimed3d-state-dict-keys): the paper era's (commit
+06ccb92: 3-channel stem, BatchNorm + ReLU after the encoder) and the later one (commit 7287c68:
+1-channel summed stem, no such BatchNorm). ``FAIMED3D_LAYOUTS`` says where each keeps each part.
 """
 
 import hashlib
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import tensorflow as tf
 
-from tfcovseg.errors import TfcovsegError
+from tfcovseg.errors import TfcovsegError, WeightsError
 from tfcovseg.files import atomic_path, save_weights
 from tfcovseg.models.layers import InstanceNorm
 from tfcovseg.models.r3d18 import BLOCKS_PER_STAGE, PREFIX, STAGE_CHANNELS, r3d18
 from tfcovseg.models.torch_weights import assign, read_state_dict, strip_prefix
-from tfcovseg.models.unet3d import SKIP_STAGES, unet3d
+from tfcovseg.models.unet3d import INPUT_CHANNELS, unet3d
 
 KINETICS_URL = "https://download.pytorch.org/models/r3d_18-b3b3357e.pth"
 # torchvision names its files <name>-<first 8 hex digits of the file's sha256>.pth
 KINETICS_SHA256_PREFIX = "b3b3357e"
 CLASSIFIER_PREFIX = "fc."  # the Kinetics-400 classifier: not part of the encoder
-FAIMED3D_ENCODER = "layers.0"
-BRIDGE_LAYERS = 2  # paper-era faimed3d: BatchNorm3d + ReLU at layers.1 and layers.2
+
+
+@dataclass(frozen=True)
+class Faimed3dLayout:
+    """Where one faimed3d version keeps each part of its DynamicUnet3D (module names)."""
+
+    name: str
+    encoder_stage: str  # formatted with the stage: 0 the stem, 1..4 layer1..layer4
+    bridge: str | None  # the paper-era BatchNorm + ReLU between encoder and middle
+    middle: str
+    blocks: tuple[str, ...]  # the UnetBlock3Ds, deepest first
+    head_up: str  # the bare transposed conv
+    resblock: str
+    final: str
+
+    @property
+    def markers(self) -> tuple[str, str]:
+        """The stem and final conv kernels: they tell the layouts apart and give the arguments."""
+        return f"{self.encoder_stage.format(0)}.0.weight", f"{self.final}.0.weight"
+
+
+FAIMED3D_LAYOUTS = (
+    Faimed3dLayout(
+        name="paper-era faimed3d (06ccb92)",
+        encoder_stage="layers.0.layers.{}.layers.0",
+        bridge="layers.1.bn",
+        middle="layers.2",
+        blocks=("layers.3", "layers.4", "layers.5"),
+        head_up="layers.6.0.0",
+        resblock="layers.9.convpath",
+        final="layers.10",
+    ),
+    Faimed3dLayout(
+        name="later faimed3d (7287c68)",
+        encoder_stage="layers.0.{}",
+        bridge=None,
+        middle="layers.1",
+        blocks=("layers.2", "layers.3", "layers.4"),
+        head_up="layers.5.0.0",
+        resblock="layers.8.convpath",
+        final="layers.9",
+    ),
+)
 
 
 def variable_pairs(module: str, layer) -> list:
@@ -58,33 +105,30 @@ def encoder_modules(model) -> list:
     return modules
 
 
-def faimed3d_encoder_module(torchvision_module: str) -> str:
-    """``stem.0`` -> ``layers.0.0.0``, ``layer2.0.conv1.0`` -> ``layers.0.2.0.conv1.0``."""
+def faimed3d_encoder_module(torchvision_module: str, layout: Faimed3dLayout) -> str:
+    """``layer2.0.conv1.0`` -> ``layers.0.2.0.conv1.0`` (later), ``layers.0.layers.2.layers.0.0.conv1.0`` (paper era)."""
     head, rest = torchvision_module.split(".", 1)
-    index = 0 if head == "stem" else int(head.removeprefix("layer"))
-    return f"{FAIMED3D_ENCODER}.{index}.{rest}"
+    stage = 0 if head == "stem" else int(head.removeprefix("layer"))
+    return f"{layout.encoder_stage.format(stage)}.{rest}"
 
 
-def unet_modules(model, encoder_norm: bool) -> list:
+def unet_modules(model, layout: Faimed3dLayout) -> list:
     """``(faimed3d module, Keras layer name)`` for every weighted layer of the U-Net."""
-    modules = [(faimed3d_encoder_module(torch), keras) for torch, keras in encoder_modules(model)]
-    first = 1
-    if encoder_norm:
-        modules.append(("layers.1", "bridge_bn"))
-        first += BRIDGE_LAYERS
+    modules = [(faimed3d_encoder_module(torch, layout), keras) for torch, keras in encoder_modules(model)]
+    if layout.bridge is not None:
+        modules.append((layout.bridge, "bridge_bn"))
     for conv in (0, 1):
-        modules += _conv_layer(f"layers.{first}.{conv}", f"middle_conv{conv + 1}")
-    for block in range(1, SKIP_STAGES + 1):
-        torch_name, keras_name = f"layers.{first + block}", f"decoder_block{block}"
-        modules += _conv_layer(f"{torch_name}.up", f"{keras_name}_up")
+        modules += _conv_layer(f"{layout.middle}.{conv}", f"middle_conv{conv + 1}")
+    for number, torch_name in enumerate(layout.blocks, start=1):
+        keras_name = f"decoder_block{number}"
+        modules += _conv_layer(f"{torch_name}.up.0", f"{keras_name}_up")
         modules.append((f"{torch_name}.bn", f"{keras_name}_skip_norm"))
         modules += _conv_layer(f"{torch_name}.conv1", f"{keras_name}_conv1")
         modules += _conv_layer(f"{torch_name}.conv2", f"{keras_name}_conv2")
-    up, resblock, final = first + SKIP_STAGES + 1, first + SKIP_STAGES + 4, first + SKIP_STAGES + 5
-    modules.append((f"layers.{up}", "head_up"))
+    modules.append((layout.head_up, "head_up"))
     for conv in (0, 1):
-        modules += _conv_layer(f"layers.{resblock}.convpath.{conv}", f"head_res_conv{conv + 1}")
-    modules += [(f"layers.{final}.0", "head_conv"), (f"layers.{final}.1", "logits")]
+        modules += _conv_layer(f"{layout.resblock}.{conv}", f"head_res_conv{conv + 1}")
+    modules += [(f"{layout.final}.0", "head_conv"), (f"{layout.final}.1", "logits")]
     return modules
 
 
@@ -101,21 +145,24 @@ def pairs_for(model, modules) -> list:
     return [pair for module, name in modules for pair in variable_pairs(module, model.get_layer(name))]
 
 
-def faimed3d_arguments(state_dict: dict, source) -> dict:
-    """The ``unet3d`` keyword arguments a faimed3d state_dict was trained with."""
-    stem = f"{faimed3d_encoder_module('stem.0')}.weight"
-    if stem not in state_dict:
-        raise TfcovsegError(f"not a faimed3d DynamicUnet3D on r3d_18 state_dict (no {stem})", source)
-    encoder_norm = "layers.1.running_mean" in state_dict
-    first = 1 + (BRIDGE_LAYERS if encoder_norm else 0)
-    final = f"layers.{first + SKIP_STAGES + 5}.0.weight"
-    if final not in state_dict:
-        raise TfcovsegError(f"not a faimed3d DynamicUnet3D state_dict (no final conv {final})", source)
+def faimed3d_layout(state_dict: dict, source) -> Faimed3dLayout:
+    """The layout whose stem and final conv kernels the state_dict has."""
+    for layout in FAIMED3D_LAYOUTS:
+        if all(key in state_dict for key in layout.markers):
+            return layout
+    expected = " or ".join(f"{' and '.join(layout.markers)} ({layout.name})" for layout in FAIMED3D_LAYOUTS)
+    raise WeightsError(f"not a faimed3d DynamicUnet3D on r3d_18: expected the keys {expected}", source)
+
+
+def faimed3d_arguments(state_dict: dict, layout: Faimed3dLayout) -> dict:
+    """The ``unet3d`` keyword arguments a faimed3d state_dict of ``layout`` was trained with."""
+    stem, final = (state_dict[key] for key in layout.markers)
     return {
-        "classes": int(state_dict[final].shape[0]),
-        "skip_norm": "batch" if f"layers.{first + 1}.bn.running_mean" in state_dict else "instance",
-        "encoder_norm": encoder_norm,
-        "input_channels": "summed" if state_dict[stem].shape[1] == 1 else "tripled",
+        "classes": int(final.shape[0]),
+        # instance norm keeps no running statistics
+        "skip_norm": "batch" if f"{layout.blocks[0]}.bn.running_mean" in state_dict else "instance",
+        "encoder_norm": layout.bridge is not None,
+        "input_channels": "summed" if stem.shape[1:2] == (INPUT_CHANNELS["summed"],) else "tripled",
     }
 
 
@@ -123,8 +170,9 @@ def convert_weights(torchvision=None, faimed3d=None, out="weights/r3d18_kinetics
     """Convert one PyTorch state_dict (.pth or .safetensors) to a Keras weights file ``out``.
 
     ``torchvision``: an r3d_18 state_dict -> R3D-18 encoder weights (the classifier is dropped).
-    ``faimed3d``: a DynamicUnet3D state_dict -> U-Net weights. Returns the ``unet3d`` keyword
-    arguments the weights fit (``{}`` for encoder weights, which fit any U-Net).
+    ``faimed3d``: a DynamicUnet3D state_dict of either faimed3d layout (``FAIMED3D_LAYOUTS``,
+    detected from the keys) -> U-Net weights. Returns the ``unet3d`` keyword arguments the
+    weights fit (``{}`` for encoder weights, which fit any U-Net).
     """
     if (torchvision is None) == (faimed3d is None):
         raise TfcovsegError("give exactly one of --torchvision or --faimed3d")
@@ -133,18 +181,19 @@ def convert_weights(torchvision=None, faimed3d=None, out="weights/r3d18_kinetics
     source = torchvision or faimed3d
     state_dict = strip_prefix(read_state_dict(source))
     if torchvision is not None:
-        arguments = {}
+        arguments, found = {}, "torchvision r3d_18"
         model = r3d18()
         pairs = pairs_for(model, encoder_modules(model))
         assign(pairs, state_dict, source=source, allow_unused=(CLASSIFIER_PREFIX,))
     else:
-        arguments = faimed3d_arguments(state_dict, source)
+        layout = faimed3d_layout(state_dict, source)
+        arguments, found = faimed3d_arguments(state_dict, layout), layout.name
         model = unet3d(**arguments)
-        pairs = pairs_for(model, unet_modules(model, arguments["encoder_norm"]))
+        pairs = pairs_for(model, unet_modules(model, layout))
         assign(pairs, state_dict, source=source)
     save_weights(model, out)
     built_with = f"; build it with unet3d(**{arguments})" if arguments else ""
-    print(f"converted {len(pairs)} tensors of {model.name} from {source} to {out}{built_with}")
+    print(f"converted {len(pairs)} tensors of {model.name} ({found}) from {source} to {out}{built_with}")
     return arguments
 
 
@@ -166,10 +215,10 @@ def fetch_kinetics_weights(out="weights/r3d18_kinetics400.h5", url=KINETICS_URL,
             with atomic_path(source, suffix=".pth") as tmp:
                 urllib.request.urlretrieve(url, tmp)
         except OSError as err:  # urllib's URLError and HTTPError are OSErrors
-            raise TfcovsegError(
+            raise WeightsError(
                 f"could not download {url} ({err}); download it by hand and run "
                 f"tfcovseg convert-weights --torchvision FILE --out {out}", source) from None
     if not sha256(source).startswith(KINETICS_SHA256_PREFIX):
-        raise TfcovsegError(f"sha256 does not start with {KINETICS_SHA256_PREFIX}: corrupt download, delete it", source)
+        raise WeightsError(f"sha256 does not start with {KINETICS_SHA256_PREFIX}: corrupt download, delete it", source)
     convert_weights(torchvision=source, out=out)
     return Path(out)

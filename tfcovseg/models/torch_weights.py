@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfcovseg.errors import TfcovsegError
+from tfcovseg.errors import WeightsError
 
 # How a PyTorch tensor becomes a Keras one.
 LAYOUTS = {
@@ -35,31 +35,31 @@ def read_state_dict(path) -> dict:
     """``{key: float32 ndarray}`` from a ``.pth``/``.pt`` or ``.safetensors`` file."""
     path = Path(path)
     if not path.is_file():
-        raise TfcovsegError("weights file not found", path)
+        raise WeightsError("weights file not found", path)
     if path.suffix == ".safetensors":
         try:
             from safetensors.numpy import load_file
         except ImportError:
-            raise TfcovsegError("reading .safetensors needs: pip install 'tfcovseg[convert]'", path) from None
+            raise WeightsError("reading .safetensors needs: pip install 'tfcovseg[convert]'", path) from None
         try:
             tensors = load_file(str(path))
         except Exception as err:  # safetensors raises its own untyped errors
-            raise TfcovsegError(f"not a readable safetensors file ({one_line(err)})", path) from None
+            raise WeightsError(f"not a readable safetensors file ({one_line(err)})", path) from None
     else:
         try:
             import torch
         except ImportError:
-            raise TfcovsegError("reading PyTorch files needs: pip install 'tfcovseg[convert]'", path) from None
+            raise WeightsError("reading PyTorch files needs: pip install 'tfcovseg[convert]'", path) from None
         try:
             loaded = torch.load(str(path), map_location="cpu", weights_only=True)
         except Exception as err:  # torch raises many types (UnpicklingError, RuntimeError, ...)
-            raise TfcovsegError(f"not a readable PyTorch weights file ({one_line(err)})", path) from None
+            raise WeightsError(f"not a readable PyTorch weights file ({one_line(err)})", path) from None
         if isinstance(loaded, dict) and "state_dict" in loaded and isinstance(loaded["state_dict"], dict):
             loaded = loaded["state_dict"]
         if isinstance(loaded, dict) and "model" in loaded and isinstance(loaded["model"], dict):
             loaded = loaded["model"]  # fastai's learn.save() layout
         if not isinstance(loaded, dict):
-            raise TfcovsegError(f"expected a state_dict (a mapping of tensors), got {type(loaded).__name__}", path)
+            raise WeightsError(f"expected a state_dict (a mapping of tensors), got {type(loaded).__name__}", path)
         tensors = {k: v.detach().cpu().float().numpy() for k, v in loaded.items() if hasattr(v, "detach")}
     return {k: np.asarray(v) for k, v in tensors.items() if not k.endswith(IGNORED_SUFFIXES)}
 
@@ -104,6 +104,6 @@ def assign(pairs, state_dict: dict, source="state_dict", allow_unused=()) -> Non
     if misshaped:
         problems.append(f"mis-shaped keys ({len(misshaped)}): {'; '.join(misshaped)}")
     if problems:
-        raise TfcovsegError("weights do not fit the model: " + " | ".join(problems), source)
+        raise WeightsError("weights do not fit the model: " + " | ".join(problems), source)
     for variable, value in values:
         variable.assign(value.astype(variable.dtype.as_numpy_dtype))

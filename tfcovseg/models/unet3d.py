@@ -12,8 +12,10 @@ Built as the authors' code builds it (PAPERS.md section 1, "Code facts"):
              fastai ResBlock, 1x1x1 conv + BN -> float32 logits [B,D,H,W,classes]
 
 A ConvLayer is fastai's conv (padding (k-1)//2, no bias) -> BN -> ReLU. Trainable parameters
-with 2 classes: 95,372,348 paper-era (tripled input, bridge BN) and 95,371,324 without the
-bridge: the authors' counts.
+with 2 classes, the authors' counts: 95,372,348 paper-era faimed3d (06ccb92: tripled input,
+bridge BN; the defaults) and 95,324,416 later faimed3d (7287c68: ``encoder_norm=False,
+input_channels="summed"``). ``encoder_norm=False`` with the tripled input (95,371,324) is a
+combination faimed3d never builds.
 """
 
 import numpy as np
