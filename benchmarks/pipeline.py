@@ -15,9 +15,10 @@ import time
 from pathlib import Path
 
 import tfcovseg  # noqa: F401  (selects Keras 2 before TensorFlow loads)
-from tfcovseg.data.pipeline2d import Pipeline2D, slice_dataset
-from tfcovseg.data.pipeline3d import Pipeline3D, volume_dataset
+from tfcovseg.data.pipeline2d import slice_dataset
+from tfcovseg.data.pipeline3d import volume_dataset
 from tfcovseg.io.phantoms import synthesize_dataset
+from tfcovseg.settings.data import Pipeline2D, Pipeline3D
 
 SMALL_PHANTOM = (64, 128, 128)
 LARGE_PHANTOM = (128, 256, 256)

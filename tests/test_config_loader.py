@@ -1,10 +1,20 @@
 import dataclasses
+from pathlib import Path
 from typing import Literal
 
 import pytest
 
-from tfcovseg.config import apply_overrides, from_dict, load_config, to_dict
+from tfcovseg.config import (
+    apply_overrides,
+    config_path,
+    from_dict,
+    load_config,
+    named_config,
+    to_dict,
+)
 from tfcovseg.errors import TfcovsegError
+
+REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
 @dataclasses.dataclass
@@ -82,3 +92,22 @@ def test_to_dict_round_trips():
     cfg = Outer(lr=0.5, inner=Inner(size=(1, 2, 3), mode="patch"))
     assert from_dict(Outer, to_dict(cfg)) == cfg
     assert to_dict(cfg)["inner"]["size"] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("name", ["demo", "bench_smoke", "ricord_r3d18"])
+def test_a_name_finds_the_shipped_config_of_the_repository(name):
+    found = config_path(name)
+    assert found == named_config(name) and found.name == f"{name}.yaml"
+    assert found.read_text() == (REPO_CONFIGS / f"{name}.yaml").read_text()
+
+
+def test_a_config_file_path_is_taken_as_it_is(tmp_path):
+    path = tmp_path / "demo"
+    path.write_text("lr: 0.5\n")
+    assert config_path(path) == path
+
+
+def test_an_unknown_config_name_lists_the_named_configs():
+    with pytest.raises(TfcovsegError, match=r"named configs: bench_paper, bench_smoke, .*demo") as err:
+        config_path("dmeo")
+    assert "dmeo" in str(err.value)

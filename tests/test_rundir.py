@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from tfcovseg.data.intensity import Intensity
 from tfcovseg.errors import TfcovsegError
 from tfcovseg.rundir import InputSpec, RunInfo, load_model, read_run_info, write_run_info
+from tfcovseg.settings.data import Intensity
 
 
 def test_run_info_round_trips(tmp_path):

@@ -1,7 +1,8 @@
 """tfcovseg: COVID-19 lesion and lung segmentation in chest CT with Keras/TensorFlow.
 
 Importing the package selects Keras 2 (``tf_keras``) for TensorFlow and ``tf.keras`` for
-``segmentation_models`` before TensorFlow is first imported (see DESIGN.md, "One Keras").
+``segmentation_models`` before TensorFlow is first imported (see DESIGN.md, "One Keras"), and
+quiets TensorFlow's C++ logging unless the user set its level (``tfcovseg --verbose`` keeps it).
 """
 
 import os
@@ -11,6 +12,20 @@ import warnings
 __version__ = "0.1.0"
 
 _KERAS_ENV = {"TF_USE_LEGACY_KERAS": "1", "SM_FRAMEWORK": "tf.keras"}
+# TF_CPP_MIN_LOG_LEVEL 3 leaves only FATAL: a healthy CPU run otherwise shows E0000 lines (cuInit
+# without a GPU driver, grappler's "remapper failed"); 2 hides warnings but not these errors.
+TF_LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL"
+QUIET_TF_LOG_LEVEL = "3"
+_TF_LOG_LEVEL_FROM_USER = TF_LOG_LEVEL in os.environ
+
+
+def keep_tensorflow_logs() -> None:
+    """Let TensorFlow's C++ log lines through (``tfcovseg --verbose``); a level the user set stays.
+
+    TensorFlow reads the level when it loads: call this before it is imported.
+    """
+    if not _TF_LOG_LEVEL_FROM_USER:
+        os.environ.pop(TF_LOG_LEVEL, None)
 
 
 def _select_keras() -> None:
@@ -19,7 +34,7 @@ def _select_keras() -> None:
     )
     for name, value in _KERAS_ENV.items():
         os.environ.setdefault(name, value)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault(TF_LOG_LEVEL, QUIET_TF_LOG_LEVEL)
     if tf_loaded_with_keras3:
         warnings.warn(
             "tensorflow was imported before tfcovseg without TF_USE_LEGACY_KERAS=1, so tf.keras "

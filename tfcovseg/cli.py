@@ -4,13 +4,14 @@ No TensorFlow import at module level: ``tfcovseg --help`` stays instant.
 """
 
 import sys
+import typing
 
 import click
 
-from tfcovseg import __version__
+from tfcovseg import __version__, keep_tensorflow_logs
 from tfcovseg.errors import TfcovsegError
-
-SOURCES = ["ricord", "mosmed", "coronacases", "medseg", "radiopaedia", "folder"]
+from tfcovseg.settings.data import EXPERIMENTS, SOURCES, PipelineKind
+from tfcovseg.settings.train import SPLITS, STRATEGIES
 
 
 class _Group(click.Group):
@@ -26,18 +27,24 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tfcovseg")
-def main():
+@click.option("--verbose", is_flag=True,
+              help="Show TensorFlow's C++ log lines (hidden unless TF_CPP_MIN_LOG_LEVEL is set).")
+def main(verbose):
     """Segment COVID-19 lesions and lungs in chest CT with Keras/TensorFlow."""
+    if verbose:
+        keep_tensorflow_logs()  # before any command imports TensorFlow
 
 
 @main.command()
 @click.argument("out", type=click.Path(file_okay=False))
-@click.option("--cases", default=8, show_default=True, help="Number of phantoms.")
-@click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same data).")
+@click.option("--cases", default=8, show_default=True, type=click.IntRange(min=1),
+              help="Number of phantoms.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Random seed (same seed, same data).")
 @click.option("--shape", nargs=3, type=int, default=(64, 128, 128), show_default=True,
               help="Volume size D H W (slices, rows, columns).")
-@click.option("--spacing", nargs=3, type=float, default=(5.0, 2.5, 2.5), show_default=True,
-              help="Voxel size in mm along D H W.")
+@click.option("--spacing", nargs=3, type=click.FloatRange(min=0, min_open=True),
+              default=(5.0, 2.5, 2.5), show_default=True, help="Voxel size in mm along D H W.")
 def synth(out, cases, seed, shape, spacing):
     """Write synthetic chest CT phantoms with lesion and lung masks as a prepared dataset.
 
@@ -97,7 +104,7 @@ def convert_weights(torchvision_file, faimed3d_file, out):
               help="Keras weights (.h5; default: the cache file segmentation_models loads).")
 def convert_imagenet(name, state_dict, out):
     """Convert ImageNet weights of an extra 2D encoder (vgg11, dpn68, ...) for the bench."""
-    from tfcovseg.bench.backbones.convert import convert_or_fetch
+    from tfcovseg.models.grid2d.encoders.convert import convert_or_fetch
 
     click.echo(f"wrote {convert_or_fetch(name, state_dict, out)}")
 
@@ -105,11 +112,12 @@ def convert_imagenet(name, state_dict, out):
 @main.command()
 @click.argument("dataset", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", default="preview.png", show_default=True, type=click.Path(dir_okay=False))
-@click.option("--pipeline", type=click.Choice(["3d", "2d"]), default="3d", show_default=True,
+@click.option("--pipeline", type=click.Choice(typing.get_args(PipelineKind)), default="3d", show_default=True,
               help="3d: the U-Net's stage-1 volumes; 2d: the bench's slices.")
-@click.option("--samples", default=4, show_default=True, help="Number of augmented samples.")
+@click.option("--samples", default=4, show_default=True, type=click.IntRange(min=1),
+              help="Number of augmented samples.")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--experiment", type=click.Choice(["lungs", "lesions", "lesions_in_lungs"]),
+@click.option("--experiment", type=click.Choice(EXPERIMENTS),
               default="lesions", show_default=True, help="2d: which target to overlay.")
 def preview(dataset, out, pipeline, samples, seed, experiment):
     """Draw augmented training samples of a prepared dataset with their label overlay."""
@@ -124,7 +132,7 @@ def preview(dataset, out, pipeline, samples, seed, experiment):
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder.")
 @click.option("--resume", type=click.Path(exists=True, file_okay=False),
               help="Continue a killed run from its last completed epoch.")
-@click.option("--strategy", type=click.Choice(["auto", "default", "mirrored", "multiworker"]),
+@click.option("--strategy", type=click.Choice(STRATEGIES),
               help="tf.distribute strategy (overrides the config).")
 @click.argument("overrides", nargs=-1)
 def train(config, data, out, resume, strategy, overrides):
@@ -144,6 +152,14 @@ def train(config, data, out, resume, strategy, overrides):
                  overrides=list(overrides))
 
 
+OVERLAP = click.FloatRange(0, 1, max_open=True)
+WINDOWS_PER_BATCH = click.IntRange(min=1)
+input_window_option = click.option(
+    "--input-window", nargs=2, type=float, metavar="LOW HIGH",
+    help="The HU window a CT in 0..255 was cut from (e.g. -1250 250 for Ma et al.'s radiopaedia "
+         "volumes): mapped back to HU before prediction.")
+
+
 @main.command()
 @click.option("--model", type=click.Path(exists=True), help="Run folder or SavedModel export.")
 @click.option("--data", type=click.Path(exists=True), help="Prepared dataset (overrides the config).")
@@ -151,13 +167,17 @@ def train(config, data, out, resume, strategy, overrides):
 @click.option("--out", type=click.Path(file_okay=False), help="Folder for the CSV/Markdown results.")
 @click.option("--predictions", type=click.Path(exists=True, file_okay=False),
               help="Score existing prediction NIfTIs (<id>.nii.gz) instead of a model.")
-@click.option("--tolerance", type=float,
+@click.option("--tolerance", type=click.FloatRange(min=0, min_open=True),
               help="NSD tolerance in mm (default: config, else 3 mm, Ma et al.'s lesion value).")
-@click.option("--overlap", type=float, help="Sliding-window overlap (patch-mode runs; default 0.5).")
-@click.option("--batch-size", type=int, help="Windows per batch (patch-mode runs; default 1).")
-@click.option("--split", type=click.Choice(["train", "tuning"]),
+@click.option("--overlap", type=OVERLAP,
+              help="Sliding-window overlap (patch-mode runs; default 0.5; an export's is fixed).")
+@click.option("--batch-size", type=WINDOWS_PER_BATCH,
+              help="Windows per batch (patch-mode runs; default 1; an export's is fixed).")
+@click.option("--split", type=click.Choice(SPLITS),
               help="Only this part of the run's saved split (--model RUN, --data its dataset).")
-def evaluate(model, data, config, out, predictions, tolerance, overlap, batch_size, split):
+@input_window_option
+def evaluate(model, data, config, out, predictions, tolerance, overlap, batch_size, split,
+             input_window):
     """Per-case Dice and normalized surface Dice, as Ma et al.'s benchmark computes them.
 
     Writes cases.csv, summary.csv and summary.md (default: RUN/evaluation/<dataset>, or
@@ -166,7 +186,8 @@ def evaluate(model, data, config, out, predictions, tolerance, overlap, batch_si
     from tfcovseg.infer.evaluate import evaluate_configured
 
     evaluate_configured(config=config, model=model, predictions=predictions, out=out, data=data,
-                        tolerance=tolerance, overlap=overlap, batch_size=batch_size, split=split)
+                        tolerance=tolerance, overlap=overlap, batch_size=batch_size, split=split,
+                        input_window=input_window)
 
 
 @main.command()
@@ -176,26 +197,29 @@ def evaluate(model, data, config, out, predictions, tolerance, overlap, batch_si
 @click.option("--probabilities", is_flag=True, help="Also write lesion probabilities.")
 @click.option("--lung-mask", type=click.Path(exists=True, dir_okay=False),
               help="Lung mask NIfTI for the report (default: a simple threshold extraction).")
-@click.option("--overlap", default=0.5, show_default=True,
-              help="Sliding-window overlap (patch-mode runs).")
-@click.option("--batch-size", default=1, show_default=True,
-              help="Windows per batch (patch-mode runs).")
-def predict(model, input_path, out, probabilities, lung_mask, overlap, batch_size):
-    """Segment lesions in a CT (NIfTI file or DICOM series folder), with a report.
+@click.option("--overlap", type=OVERLAP,
+              help="Sliding-window overlap (patch-mode runs; default 0.5; an export's is fixed).")
+@click.option("--batch-size", type=WINDOWS_PER_BATCH,
+              help="Windows per batch (patch-mode runs; default 1; an export's is fixed).")
+@input_window_option
+def predict(model, input_path, out, probabilities, lung_mask, overlap, batch_size, input_window):
+    """Segment lesions in a CT (NIfTI file or DICOM series folder, in HU), with a report.
 
     Writes INPUT_lesions.nii.gz (on the input's grid), INPUT_lesions_report.json and .png next
-    to INPUT unless --out is given.
+    to INPUT unless --out is given (required for an INPUT inside a prepared dataset).
     """
     from tfcovseg.infer.predict import predict_ct
 
     predict_ct(model=model, input_path=input_path, out=out, probabilities=probabilities,
-               lung_mask=lung_mask, overlap=overlap, batch_size=batch_size)
+               lung_mask=lung_mask, overlap=overlap, batch_size=batch_size,
+               input_window=input_window)
 
 
 @main.command()
 @click.option("--model", required=True, type=click.Path(exists=True, file_okay=False), help="Run folder.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Export folder.")
-@click.option("--version", "version", default=1, show_default=True, help="Model version number.")
+@click.option("--version", "version", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Model version number.")
 def export(model, out, version):
     """Export a SavedModel for TF Serving (raw HU in, lesion probabilities out)."""
     from tfcovseg.infer.export import export_savedmodel

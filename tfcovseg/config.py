@@ -1,31 +1,46 @@
 """Dataclass configs from YAML: strict keys, typed values, ``key.sub=value`` overrides.
 
-Each room defines its own dataclasses (with defaults that reproduce the paper); this module
-maps YAML onto them 1:1. An unknown key is an error naming the key and the allowed ones.
+The settings dataclasses live in ``tfcovseg.settings`` (frozen, defaults that reproduce the
+papers, no TensorFlow); this module maps YAML onto them 1:1 and checks every value at load:
+types, choices (``Literal``), ranges (``bounded`` fields) and each dataclass's own cross-field
+rules (``__post_init__``). All problems are reported together in one ``ConfigError``, each with
+its key path, the value found and what is allowed; an unknown key names the closest valid one.
 """
 
 import dataclasses
+import difflib
 import types
 import typing
+from importlib import resources
 from pathlib import Path
 
 import yaml
 
-from tfcovseg.errors import TfcovsegError
+from tfcovseg.errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIGS_PACKAGE = "tfcovseg.configs"  # the repository's configs/, shipped as such (setup.cfg)
 
 
 def config_path(name_or_path) -> Path:
-    """A config file by path, or by name from the repository's ``configs/`` (``demo``)."""
+    """A config file by path, or by name (``demo``) from the configs shipped with the package."""
     path = Path(name_or_path)
     if path.is_file():
         return path
-    named = CONFIG_DIR / f"{name_or_path}.yaml"
+    return named_config(name_or_path)
+
+
+def named_config(name: str) -> Path:
+    """The shipped config ``name``: the repository's ``configs/<name>.yaml``.
+
+    Read through ``importlib.resources``, so it works from a checkout (editable install) and
+    from an installed wheel alike; pip unpacks wheels, so the result is a file on disk.
+    """
+    configs = resources.files(CONFIGS_PACKAGE)
+    named = configs / f"{name}.yaml"
     if named.is_file():
         return named
-    known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-    raise TfcovsegError(f"no such config file (named configs: {', '.join(known)})", name_or_path)
+    known = sorted(f.name.removesuffix(".yaml") for f in configs.iterdir() if f.name.endswith(".yaml"))
+    raise ConfigError(f"no such config file (named configs: {', '.join(known)})", name)
 
 
 def read_yaml(path) -> dict:
@@ -33,13 +48,13 @@ def read_yaml(path) -> dict:
     try:
         data = yaml.safe_load(path.read_text())
     except OSError as err:
-        raise TfcovsegError(f"cannot read config: {err.strerror}", path) from None
+        raise ConfigError(f"cannot read config: {err.strerror}", path) from None
     except yaml.YAMLError as err:
-        raise TfcovsegError(f"not valid YAML: {err}", path) from None
+        raise ConfigError(f"not valid YAML: {err}", path) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise TfcovsegError("a config must be a mapping of keys to values", path)
+        raise ConfigError("a config must be a mapping of keys to values", path)
     return data
 
 
@@ -52,7 +67,7 @@ def apply_overrides(data: dict, overrides, source="command line") -> dict:
     for item in overrides or ():
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise TfcovsegError(f"override {item!r} is not of the form key.sub=value", source)
+            raise ConfigError(f"override {item!r} is not of the form key.sub=value", source)
         node = data
         parts = key.split(".")
         for depth, part in enumerate(parts):
@@ -72,30 +87,126 @@ def _override_index(node, part: str, parent: str, source):
     if not isinstance(node, list):
         return part
     if not part.isdigit() or int(part) >= len(node):
-        raise TfcovsegError(
+        raise ConfigError(
             f"override key {parent}.{part}: {parent} is a list of {len(node)} items, "
             f"index it with 0..{len(node) - 1}", source)
     return int(part)
 
 
-def from_dict(cls, data, where: str = "config"):
-    """Build dataclass ``cls`` from a mapping, checking keys and value types recursively."""
+def frozen_settings(cls):
+    """``@dataclass(frozen=True)`` whose ``bounded`` fields are also checked on construction,
+    so a Python caller gets the same ``ValueError`` a config file gets as a ``ConfigError``.
+    A ``__post_init__`` of the class (cross-field rules) runs after the range checks."""
+    own = cls.__dict__.get("__post_init__")
+
+    def __post_init__(self):
+        problems = []
+        for field in dataclasses.fields(self):
+            _check_range(field, getattr(self, field.name), field.name, problems)
+        if problems:
+            raise ValueError("; ".join(problems))
+        if own is not None:
+            own(self)
+
+    cls.__post_init__ = __post_init__
+    return dataclasses.dataclass(frozen=True)(cls)
+
+
+def bounded(default=dataclasses.MISSING, *, low=None, high=None, low_open=False,
+            high_open=False):
+    """A number field (or a tuple of numbers) whose range ``from_dict`` checks at load.
+
+    ``low``/``high`` are inclusive unless ``low_open``/``high_open``; ``None`` is unbounded.
+    A ``None`` value (an optional field) is not checked.
+    """
+    allowed = Range(low, high, low_open, high_open)
+    if isinstance(default, (list, tuple)):
+        frozen = tuple(default)
+        return dataclasses.field(default_factory=lambda: frozen, metadata={"range": allowed})
+    return dataclasses.field(default=default, metadata={"range": allowed})
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def contains(self, value) -> bool:
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return False
+        return self.high is None or not (value > self.high or (self.high_open and value == self.high))
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        if self.low is None:
+            return f"{'<' if self.high_open else '<='} {self.high:g}"
+        return (f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
+                f"{')' if self.high_open else ']'}")
+
+
+def from_dict(cls, data, where: str = ""):
+    """Build dataclass ``cls`` from a mapping, checking keys, types and ranges recursively.
+
+    Every problem is collected; one ``ConfigError`` lists them all, each with its key path,
+    the value found and what is allowed (an unknown key with the closest valid one).
+    """
+    problems = []
+    built = _build(cls, data, where, problems)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return built
+
+
+def _build(cls, data, where, problems):
+    """``cls(**data)`` converted field by field; ``None`` after appending to ``problems``."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise TfcovsegError(f"{where} must be a mapping, got {type(data).__name__}")
+        problems.append(f"{where} must be a mapping, got {data!r}")
+        return None
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise TfcovsegError(
-            f"unknown key {where}.{unknown[0]}; allowed keys: {', '.join(sorted(fields))}"
-        )
+    for key in sorted(set(data) - set(fields), key=str):
+        close = difflib.get_close_matches(str(key), fields, n=1)
+        hint = f" (did you mean {_key(where, close[0])}?)" if close else ""
+        problems.append(f"unknown key {_key(where, key)}{hint}; allowed keys: {', '.join(sorted(fields))}")
+    missing = [name for name, f in fields.items() if name not in data and _required(f)]
+    problems.extend(f"{_key(where, name)} is required" for name in missing)
     hints = typing.get_type_hints(cls)
-    values = {name: _convert(hints[name], value, f"{where}.{name}") for name, value in data.items()}
+    count = len(problems)
+    values = {}
+    for name, value in data.items():
+        if name in fields:
+            values[name] = _convert(hints[name], value, _key(where, name), problems)
+            _check_range(fields[name], values[name], _key(where, name), problems)
+    if len(problems) > count or missing or set(data) - set(fields):
+        return None
     try:
         return cls(**values)
     except (TypeError, ValueError) as err:
-        raise TfcovsegError(f"{where}: {err}") from None
+        problems.append(f"{where or cls.__name__}: {err}")
+        return None
+
+
+def _key(where: str, name) -> str:
+    """The key path a user writes in an override: ``stages.0.batch_size``."""
+    return f"{where}.{name}" if where else str(name)
+
+
+def _required(field) -> bool:
+    return field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+
+
+def _check_range(field, value, where, problems) -> None:
+    allowed = field.metadata.get("range")
+    if allowed is None or value is None:
+        return
+    items = value if isinstance(value, (list, tuple)) else (value,)
+    if not all(allowed.contains(item) for item in items):
+        problems.append(f"{where} is {_plain(value)!r}; allowed: {allowed}"
+                        f"{' for each item' if isinstance(value, (list, tuple)) else ''}")
 
 
 def to_dict(config) -> dict:
@@ -114,15 +225,14 @@ def to_dict(config) -> dict:
 def load_config(cls, path=None, overrides=(), base: dict | None = None):
     """``cls`` from an optional YAML file, then ``overrides``; ``base`` is merged first."""
     data = dict(base or {})
-    where = "config"
     if path is not None:
         data = _deep_merge(data, read_yaml(path))
-        where = str(path)
     data = apply_overrides(data, overrides)
     try:
-        return from_dict(cls, data, "config")
-    except TfcovsegError as err:
-        raise TfcovsegError(err.problem, where) from None
+        return from_dict(cls, data)
+    except ConfigError as err:
+        where = path if not overrides else f"{path or 'defaults'} with the command-line overrides"
+        raise ConfigError(err.problem, where) from None
 
 
 def _deep_merge(base: dict, extra: dict) -> dict:
@@ -135,54 +245,70 @@ def _deep_merge(base: dict, extra: dict) -> dict:
     return merged
 
 
-def _convert(hint, value, where):
+def _convert(hint, value, where, problems):
+    """``value`` as type ``hint``; on a mismatch, a problem is appended and ``value`` returned."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if dataclasses.is_dataclass(hint):
-        return from_dict(hint, value, where)
+        return _build(hint, value, where, problems)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
-        for option in (a for a in args if a is not type(None)):
-            try:
-                return _convert(option, value, where)
-            except TfcovsegError as err:
-                errors.append(err.problem)
-        raise TfcovsegError(errors[0] if len(errors) == 1 else f"{where}: {value!r} fits none of {hint}")
+        options = [a for a in args if a is not type(None)]
+        for option in options:
+            attempt = []
+            converted = _convert(option, value, where, attempt)
+            if not attempt:
+                return converted
+        if len(options) == 1:
+            return _convert(options[0], value, where, problems)
+        problems.append(f"{where} is {value!r}; allowed: {hint}")
+        return value
     if origin is typing.Literal:
         if value not in args:
-            allowed = ", ".join(repr(a) for a in args)
-            raise TfcovsegError(f"{where} is {value!r}; allowed values: {allowed}")
+            problems.append(f"{where} is {value!r}; allowed values: {', '.join(repr(a) for a in args)}")
         return value
     if origin in (tuple, list):
-        if not isinstance(value, (list, tuple)):
-            raise TfcovsegError(f"{where} must be a list, got {value!r}")
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(value) != len(args):
-                raise TfcovsegError(f"{where} must have {len(args)} items, got {len(value)}")
-            return tuple(_convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
-        item = args[0] if args else typing.Any
-        converted = [_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
-        return tuple(converted) if origin is tuple else converted
+        return _convert_sequence(origin, args, value, where, problems)
     if origin is dict:
         if not isinstance(value, dict):
-            raise TfcovsegError(f"{where} must be a mapping, got {value!r}")
+            problems.append(f"{where} must be a mapping, got {value!r}")
+            return value
         return dict(value)
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TfcovsegError(f"{where} must be a number, got {value!r}")
-        return float(value)
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TfcovsegError(f"{where} must be an integer, got {value!r}")
+    return _convert_scalar(hint, value, where, problems)
+
+
+def _convert_sequence(origin, args, value, where, problems):
+    if not isinstance(value, (list, tuple)):
+        problems.append(f"{where} must be a list, got {value!r}")
         return value
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise TfcovsegError(f"{where} must be true or false, got {value!r}")
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        if len(value) != len(args):
+            problems.append(f"{where} must have {len(args)} items, got {len(value)}: {value!r}")
+            return value
+        return tuple(_convert(a, v, _key(where, i), problems) for i, (a, v) in enumerate(zip(args, value)))
+    item = args[0] if args else typing.Any
+    converted = [_convert(item, v, _key(where, i), problems) for i, v in enumerate(value)]
+    return tuple(converted) if origin is tuple else converted
+
+
+SCALARS = {
+    float: ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), float),
+    int: ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool), int),
+    bool: ("true or false", lambda v: isinstance(v, bool), bool),
+    str: ("a string", lambda v: isinstance(v, (str, int, float)) and not isinstance(v, bool), str),
+}
+
+
+def _convert_scalar(hint, value, where, problems):
+    if hint not in SCALARS:
         return value
-    if hint is str:
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise TfcovsegError(f"{where} must be a string, got {value!r}")
-        return str(value)
-    return value
+    what, accepts, make = SCALARS[hint]
+    if not accepts(value):
+        problems.append(f"{where} must be {what}, got {value!r}")
+        return value
+    return make(value)
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value

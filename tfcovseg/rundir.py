@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Literal
 
 from tfcovseg.config import from_dict, to_dict
-from tfcovseg.data.intensity import Intensity
 from tfcovseg.errors import TfcovsegError
 from tfcovseg.files import read_json_of_kind, write_json
+from tfcovseg.settings.data import Intensity
 
 RUN_FILE = "run.json"
 RUN_KIND = "tfcovseg-run"

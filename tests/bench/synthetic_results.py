@@ -3,9 +3,9 @@
 import numpy as np
 
 from tfcovseg.bench import store
-from tfcovseg.bench.config import BenchConfig
 from tfcovseg.bench.grid import Cell
 from tfcovseg.config import to_dict
+from tfcovseg.settings.bench import BenchConfig
 
 FILTERS = (7, 7, 3, 64)
 

@@ -1,9 +1,9 @@
 import numpy as np
 
-from tfcovseg.bench.cell import EpochRecorder, set_precision
-from tfcovseg.bench.config import Architectures
+from tfcovseg.bench.cell import LossCurves, set_precision
 from tfcovseg.bench.grid import Cell
 from tfcovseg.bench.models2d import build_cell_model
+from tfcovseg.settings.bench import Architectures
 
 
 def keras():
@@ -16,7 +16,7 @@ def test_recorder_restores_the_weights_of_the_lowest_validation_loss():
     tf = keras()
     model = tf.keras.Sequential([tf.keras.Input((1,)), tf.keras.layers.Dense(1)])
     seen = []
-    recorder = EpochRecorder(on_epoch=lambda *args: seen.append(args))
+    recorder = LossCurves(on_epoch=lambda *args: seen.append(args))
     recorder.set_model(model)
     for epoch, validation_loss in enumerate([0.5, 0.2, 0.4]):
         model.set_weights([np.full((1, 1), epoch, np.float32), np.zeros(1, np.float32)])

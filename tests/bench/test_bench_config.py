@@ -1,8 +1,9 @@
 import pytest
 
-from tfcovseg.bench.config import PAPER_ENCODERS, BenchConfig, load_bench_config
 from tfcovseg.bench.grid import grid_cells
+from tfcovseg.bench.run import load_bench_config
 from tfcovseg.errors import TfcovsegError
+from tfcovseg.settings.bench import PAPER_ENCODERS, BenchConfig
 
 # PAPERS.md section 2 / the authors' encoder list, in their (PyTorch) names
 AUTHORS_ENCODERS = [

@@ -1,8 +1,9 @@
 import pytest
 
-from tfcovseg.bench.config import BenchData, Phantoms
-from tfcovseg.bench.data import prepare_splits, slice_count
+from tfcovseg.bench.data import load_splits, slice_count
 from tfcovseg.errors import TfcovsegError
+from tfcovseg.settings.bench import BenchData
+from tfcovseg.settings.phantoms import Phantoms
 
 
 def ids(cases):
@@ -10,7 +11,7 @@ def ids(cases):
 
 
 def test_held_out_split_takes_validation_then_test_from_the_end(phantom_dataset):
-    splits = prepare_splits(BenchData(train=str(phantom_dataset.root), test=None,
+    splits = load_splits(BenchData(train=str(phantom_dataset.root), test=None,
                                       validation_cases=1, test_cases=1))
     assert ids(splits.train_cases) == ["phantoms_000", "phantoms_001"]
     assert ids(splits.validation_cases) == ["phantoms_002"]
@@ -20,20 +21,20 @@ def test_held_out_split_takes_validation_then_test_from_the_end(phantom_dataset)
 
 def test_separate_test_dataset_is_tested_whole(phantom_dataset):
     root = str(phantom_dataset.root)
-    splits = prepare_splits(BenchData(train=root, test=root, validation_cases=2))
+    splits = load_splits(BenchData(train=root, test=root, validation_cases=2))
     assert ids(splits.train_cases) == ["phantoms_000", "phantoms_001"]
     assert len(splits.test_cases) == 4
 
 
 def test_too_few_cases_is_a_clear_error(phantom_dataset):
     with pytest.raises(TfcovsegError, match="4 labelled cases cannot give 3 validation and 1 test"):
-        prepare_splits(BenchData(train=str(phantom_dataset.root), test=None,
+        load_splits(BenchData(train=str(phantom_dataset.root), test=None,
                                  validation_cases=3, test_cases=1))
 
 
 def test_phantoms_are_synthesised_on_first_use(tmp_path):
     data = BenchData(train=str(tmp_path / "ph"), test=None, validation_cases=1, test_cases=1,
                      phantoms=Phantoms(cases=3, shape=(4, 16, 16)))
-    splits = prepare_splits(data)
+    splits = load_splits(data)
     assert (tmp_path / "ph" / "dataset.json").is_file()
     assert len(splits.train_cases) == 1

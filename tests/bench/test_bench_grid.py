@@ -1,8 +1,8 @@
 import pytest
 
-from tfcovseg.bench.config import PAPER_ENCODERS
 from tfcovseg.bench.grid import Cell, grid_cells, parse_only, parse_shard, select, shard
 from tfcovseg.errors import TfcovsegError
+from tfcovseg.settings.bench import PAPER_ENCODERS
 
 ARCHS = ("unet", "linknet", "fpn", "pspnet")
 INITS = ("random", "imagenet")

@@ -3,7 +3,6 @@ import hashlib
 import numpy as np
 import pytest
 
-from tfcovseg.bench.config import Architectures
 from tfcovseg.bench.grid import Cell
 from tfcovseg.bench.models2d import (
     ImagenetUnavailable,
@@ -14,6 +13,7 @@ from tfcovseg.bench.models2d import (
     trainable_parameters,
 )
 from tfcovseg.errors import TfcovsegError
+from tfcovseg.settings.bench import Architectures
 
 SIZE = 32
 
@@ -96,7 +96,7 @@ def test_imagenet_weights_are_read_from_a_seeded_keras_cache(monkeypatch, tmp_pa
 
 
 def test_extra_encoder_without_converted_imagenet_file_is_reported(monkeypatch, tmp_path):
-    pytest.importorskip("tfcovseg.bench.backbones.imagenet")
+    pytest.importorskip("tfcovseg.models.grid2d.encoders.imagenet")
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / ".keras"))
     with pytest.raises(ImagenetUnavailable, match="no ImageNet weights for vgg11"):
@@ -104,7 +104,7 @@ def test_extra_encoder_without_converted_imagenet_file_is_reported(monkeypatch, 
 
 
 def test_every_paper_encoder_is_available():
-    from tfcovseg.bench.config import PAPER_ENCODERS
+    from tfcovseg.settings.bench import PAPER_ENCODERS
 
     check_encoders(PAPER_ENCODERS)
 

@@ -85,8 +85,7 @@ def test_a_cell_killed_before_its_result_is_written_runs_again(bench, capsys):
 
 
 def test_shards_and_filters_select_cells(tmp_path, capsys):
-    from tfcovseg.bench.config import load_bench_config
-    from tfcovseg.bench.run import plan
+    from tfcovseg.bench.run import load_bench_config, plan
 
     config = load_bench_config(tiny_config(tmp_path))
     shards = [plan(config, shard_spec=f"{k}/2") for k in (1, 2)]
@@ -97,7 +96,7 @@ def test_shards_and_filters_select_cells(tmp_path, capsys):
 
 
 def test_data_and_out_options_override_the_config(tmp_path):
-    from tfcovseg.bench.config import load_bench_config
+    from tfcovseg.bench.run import load_bench_config
 
     config = load_bench_config(tiny_config(tmp_path), data="/a/medseg,/b/rp", out="/c/bench")
     assert (config.data.train, config.data.test, config.out) == ("/a/medseg", "/b/rp", "/c/bench")

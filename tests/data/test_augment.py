@@ -8,7 +8,6 @@ import tensorflow as tf
 
 from tfcovseg.config import from_dict
 from tfcovseg.data.augment import (
-    Augment3D,
     augment3d,
     homography_from_points,
     resample_nearest,
@@ -16,6 +15,7 @@ from tfcovseg.data.augment import (
     source_coordinates,
 )
 from tfcovseg.errors import TfcovsegError
+from tfcovseg.settings.data import Augment3D
 
 SHAPE = (8, 24, 24)
 NOTHING = Augment3D(flip=0, rotation=0, perspective=0, brightness=0, contrast=0, noise=0)

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from tfcovseg.data.intensity import Intensity, normalise
+from tfcovseg.data.intensity import normalise
+from tfcovseg.settings.data import Intensity
 
 
 def test_minmax_scales_each_volume_to_unit_range_after_clipping():
@@ -28,5 +29,5 @@ def test_constant_volume_does_not_divide_by_zero():
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="low < high"):
         Intensity(clip=(500.0, -2000.0))
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match=r"std is 0.0; allowed: > 0"):
         Intensity(std=0.0)

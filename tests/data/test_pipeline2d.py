@@ -7,10 +7,11 @@ import pytest
 import tensorflow as tf
 
 from tfcovseg.config import from_dict
-from tfcovseg.data.augment2d import Augment2D, augment2d, rotation_scale_transform, warp
-from tfcovseg.data.pipeline2d import Pipeline2D, case_slices, count_slices, slice_dataset
+from tfcovseg.data.augment2d import augment2d, rotation_scale_transform, warp
+from tfcovseg.data.pipeline2d import case_slices, count_slices, slice_dataset
 from tfcovseg.errors import TfcovsegError
 from tfcovseg.io.nifti import read_volume
+from tfcovseg.settings.data import Augment2D, Pipeline2D
 
 SMALL = Pipeline2D(size=(32, 32))
 

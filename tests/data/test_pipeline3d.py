@@ -7,13 +7,12 @@ import pytest
 import tensorflow as tf
 
 from tfcovseg.config import from_dict
-from tfcovseg.data.augment import Augment3D
-from tfcovseg.data.intensity import Intensity
-from tfcovseg.data.pipeline3d import Pipeline3D, volume_dataset
+from tfcovseg.data.pipeline3d import volume_dataset
 from tfcovseg.errors import TfcovsegError
 from tfcovseg.io.manifest import Case, Dataset
 from tfcovseg.io.nifti import read_volume
 from tfcovseg.resize import resize_linear
+from tfcovseg.settings.data import Augment3D, Intensity, Pipeline3D
 
 SIZE = (6, 16, 16)
 GEOMETRY_ONLY = Augment3D(flip=1, rotation=1, perspective=1, brightness=0, contrast=0, noise=0)

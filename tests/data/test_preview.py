@@ -3,9 +3,8 @@
 import matplotlib.image
 import pytest
 
-from tfcovseg.data.pipeline2d import Pipeline2D
-from tfcovseg.data.pipeline3d import Pipeline3D
 from tfcovseg.data.preview import PANEL_INCHES, preview_png
+from tfcovseg.settings.data import Pipeline2D, Pipeline3D
 
 
 @pytest.mark.parametrize("cfg", [Pipeline3D(size=(6, 32, 32)), Pipeline2D(size=(32, 32))])

@@ -6,11 +6,12 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from tfcovseg.data.pipeline3d import Pipeline3D, volume_dataset
+from tfcovseg.data.pipeline3d import volume_dataset
 from tfcovseg.data.reader import case_dataset, check_cases, read_errors
 from tfcovseg.errors import TfcovsegError
 from tfcovseg.io.manifest import load_dataset
 from tfcovseg.io.nifti import read_volume
+from tfcovseg.settings.data import Pipeline3D
 
 
 def test_cases_arrive_in_order_with_hu_and_binary_masks(phantom_dataset):
@@ -54,3 +55,32 @@ def test_corrupt_voxel_data_surfaces_as_one_error_naming_the_file(marker_dataset
     with pytest.raises(TfcovsegError, match="truncated or corrupt") as err, read_errors():
         list(batches)
     assert str(path) in str(err.value)
+
+
+def _copy_with_label(marker_dataset, root, change):
+    """A copy of the marker dataset whose first label file is rewritten by ``change``."""
+    shutil.copytree(marker_dataset.root, root)
+    path = root / marker_dataset.cases[0].label
+    label = nib.load(str(path))
+    array, affine = change(np.asanyarray(label.dataobj), label.affine)
+    nib.save(nib.Nifti1Image(array, affine), str(path))
+    return load_dataset(root), path
+
+
+def test_training_data_refuses_label_values_the_manifest_does_not_declare(marker_dataset, tmp_path):
+    dataset, path = _copy_with_label(marker_dataset, tmp_path / "values",
+                                     lambda a, affine: ((a * 2).astype(np.uint8), affine))
+    with pytest.raises(TfcovsegError, match=r"case 'm0': label values 2 are not declared in "
+                       r'dataset.json "labels" \(0 background, 1 lesion\)') as err:
+        volume_dataset(dataset, dataset.cases, Pipeline3D(size=(4, 8, 8)), batch_size=1,
+                       training=True)
+    assert err.value.path == str(path)
+
+
+def test_a_label_on_another_spacing_than_its_image_is_refused(marker_dataset, tmp_path):
+    dataset, path = _copy_with_label(marker_dataset, tmp_path / "spacing",
+                                     lambda a, affine: (a, affine @ np.diag([2.0, 1.0, 1.0, 1.0])))
+    with pytest.raises(TfcovsegError, match=r"case 'm0': the label grid differs from the image's "
+                       r"\(spacing 2.5x0.8x1.6 vs 2.5x0.8x0.8 mm") as err:
+        check_cases(dataset, dataset.cases)
+    assert err.value.path == str(path)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from standins import sphere_ct, tiny_unet
 
-from tfcovseg.data.intensity import Intensity
 from tfcovseg.io.nifti import write_volume
 from tfcovseg.rundir import InputSpec, RunInfo, write_run_info
+from tfcovseg.settings.data import Intensity
 
 
 @pytest.fixture

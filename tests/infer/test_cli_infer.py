@@ -1,7 +1,9 @@
+import numpy as np
 from click.testing import CliRunner
-from standins import write_predictions
+from standins import sphere_ct, write_predictions
 
 from tfcovseg.cli import main
+from tfcovseg.io.nifti import write_volume
 
 
 def test_evaluate_command_scores_a_predictions_folder(phantom_dataset, tmp_path):
@@ -18,3 +20,29 @@ def test_predict_refuses_a_folder_that_is_not_a_model(tmp_path, ct_file):
     result = CliRunner().invoke(main, ["predict", "--model", str(tmp_path), str(path)])
     assert result.exit_code == 1
     assert "neither a tfcovseg run" in result.output
+
+
+def test_predict_refuses_a_windowed_ct_with_one_error_line(make_run, tmp_path):
+    hu, _ = sphere_ct()
+    path = tmp_path / "ct_windowed.nii.gz"
+    windowed = np.rint((hu + 1250) / 1500 * 255)  # Ma et al.'s [-1250, 250] HU -> 0..255
+    write_volume(path, windowed, np.diag([0.7, 0.8, 5.0, 1.0]), np.uint8)
+    result = CliRunner().invoke(main, ["predict", "--model", str(make_run()), str(path)])
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        f"error: {path}: intensities range 42..230: the volume looks windowed to 0..255, not in "
+        "HU; declare the window it was cut from with --input-window LOW HIGH (HU; Ma et al.'s "
+        "radiopaedia volumes: --input-window -1250 250)")
+    assert list(tmp_path.glob("ct_windowed_lesions*")) == []
+
+
+def test_predict_refuses_to_write_into_a_prepared_dataset(phantom_dataset, make_run):
+    image = phantom_dataset.path(phantom_dataset.cases[2].image)
+    before = sorted(image.parent.iterdir())
+    result = CliRunner().invoke(main, ["predict", "--model", str(make_run()), str(image)])
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        f"error: {image}: lies inside the prepared dataset {phantom_dataset.root.resolve()} "
+        "(dataset.json); "
+        "predict does not write into a dataset: give --out MASK.nii.gz outside it")
+    assert sorted(image.parent.iterdir()) == before

@@ -1,14 +1,17 @@
 import csv
+import json
 import math
+import shutil
 
 import nibabel as nib
 import numpy as np
 import pytest
-from standins import write_predictions
+from standins import sphere_ct, write_predictions
 
-from tfcovseg.errors import TfcovsegError
+from tfcovseg.errors import ConfigError, DataError, TfcovsegError
 from tfcovseg.infer.evaluate import evaluate, summarise
-from tfcovseg.io.nifti import save_image
+from tfcovseg.io.manifest import Case, Dataset, case_files, load_dataset, write_dataset
+from tfcovseg.io.nifti import save_image, write_volume
 from tfcovseg.metrics import dice, surface_dice
 
 
@@ -111,8 +114,11 @@ def test_missing_or_non_binary_predictions_are_refused(phantom_dataset, tmp_path
     with pytest.raises(TfcovsegError, match="no prediction for case"):
         evaluate(data=phantom_dataset.root, predictions=empty, out=tmp_path / "out")
     scaled = write_predictions(phantom_dataset, tmp_path / "scaled", lambda a: a * 255)
-    with pytest.raises(TfcovsegError, match="0/1 lesion mask"):
+    with pytest.raises(TfcovsegError, match="prediction values 255 are not those of a lesion "
+                       r"mask \(0 background, 1 lesion\)") as err:
         evaluate(data=phantom_dataset.root, predictions=scaled, out=tmp_path / "out")
+    assert str(scaled / f"{phantom_dataset.labelled[0].id}.nii.gz") in str(err.value)
+    assert not (tmp_path / "out").exists()
 
 
 def test_model_and_predictions_are_mutually_exclusive(phantom_dataset, tmp_path):
@@ -150,3 +156,79 @@ def test_evaluation_config_supplies_data_and_tolerance_and_options_override(phan
     config.write_text("tolerence: 2\n")
     with pytest.raises(TfcovsegError, match="tolerence"):
         evaluate_configured(config=str(config), predictions=shifted)
+
+
+MA_WINDOW = (-1250.0, 250.0)
+
+
+@pytest.fixture
+def windowed_dataset(tmp_path):
+    """Two sphere CTs windowed to [-1250, 250] HU and rescaled to 0..255, flagged ``windowed``
+    as the converters flag them; the spheres are the labels."""
+    cases = []
+    for i, centre in enumerate([(0.5, 0.5, 0.5), (0.4, 0.6, 0.5)]):
+        hu, inside = sphere_ct(centre=centre)
+        windowed = np.rint((hu - MA_WINDOW[0]) / 1500 * 255)
+        files = case_files(f"w{i}")
+        write_volume(tmp_path / files["image"], windowed, np.diag([0.7, 0.8, 5.0, 1.0]), np.uint8)
+        write_volume(tmp_path / files["label"], inside, np.diag([0.7, 0.8, 5.0, 1.0]), np.uint8)
+        cases.append(Case(id=f"w{i}", image=files["image"], label=files["label"],
+                          flags=["windowed"]))
+    write_dataset(Dataset(root=tmp_path, name="windowed", cases=cases))
+    return load_dataset(tmp_path)
+
+
+def test_a_case_flagged_windowed_is_refused_unless_its_window_is_given(windowed_dataset,
+                                                                       make_run):
+    run = make_run(pointwise=True)
+    with pytest.raises(DataError, match="case 'w0' is flagged windowed in dataset.json: .* "
+                       r"not in HU; declare the window .* --input-window LOW HIGH \(HU\)") as err:
+        evaluate(model=run, data=windowed_dataset.root)
+    assert err.value.path == str(windowed_dataset.path("images/w0.nii.gz"))
+    assert not (run / "evaluation").exists()
+    summary = evaluate(model=run, data=windowed_dataset.root, input_window=MA_WINDOW)
+    assert {row["metric"]: row for row in summary}["dice"]["lowest"] > 0.9
+
+
+def test_a_case_flagged_not_hu_is_refused(phantom_dataset, make_run, tmp_path):
+    root = tmp_path / "raw"
+    shutil.copytree(phantom_dataset.root, root)
+    manifest = json.loads((root / "dataset.json").read_text())
+    manifest["cases"][1]["flags"] = ["not_hu"]
+    (root / "dataset.json").write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match="case 'phantoms_001' is flagged not_hu"):
+        evaluate(model=make_run(), data=root, input_window=MA_WINDOW)
+
+
+def test_a_label_with_undeclared_values_is_refused_before_any_prediction(phantom_dataset,
+                                                                         make_run, tmp_path):
+    root = tmp_path / "relabelled"
+    shutil.copytree(phantom_dataset.root, root)
+    last = root / phantom_dataset.cases[-1].label
+    label = nib.load(str(last))
+    save_image(nib.Nifti1Image(np.full(label.shape, 2, np.uint8), label.affine), last)
+    run = make_run()
+    with pytest.raises(DataError, match="case 'phantoms_003': label values 2 are not declared "
+                       'in dataset.json "labels"') as err:
+        evaluate(model=run, data=root)
+    assert err.value.path == str(last)
+    assert not (run / "evaluation").exists()
+
+
+@pytest.mark.parametrize("options, problem", [
+    pytest.param({"tolerance": 0.0}, "the NSD tolerance must be a positive number of mm, got 0",
+                 id="zero-tolerance"),
+    pytest.param({"input_window": MA_WINDOW}, "--input-window is for images predicted with "
+                 "--model", id="window-without-model"),
+])
+def test_options_that_cannot_apply_are_refused(phantom_dataset, tmp_path, options, problem):
+    predictions = write_predictions(phantom_dataset, tmp_path / "pred")
+    with pytest.raises(ConfigError, match=problem):
+        evaluate(data=phantom_dataset.root, predictions=predictions, out=tmp_path / "out",
+                 **options)
+    assert not (tmp_path / "out").exists()
+
+
+def test_sliding_window_settings_are_refused_before_the_model_loads(phantom_dataset, tmp_path):
+    with pytest.raises(ConfigError, match="batch size must be a whole number of windows >= 1"):
+        evaluate(model=tmp_path / "no-model-here", data=phantom_dataset.root, batch_size=0)

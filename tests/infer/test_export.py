@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from standins import serve_in_plain_tensorflow, sphere_ct, tiny_unet
 
-from tfcovseg.data.intensity import Intensity
 from tfcovseg.errors import TfcovsegError
 from tfcovseg.infer.export import export_keras_model, export_savedmodel
 from tfcovseg.infer.predictor import EXPORT_FILE, keras_predictor, load_predictor
 from tfcovseg.rundir import InputSpec
+from tfcovseg.settings.data import Intensity
 
 SPEC = InputSpec(mode="resize", size=(8, 16, 16), intensity=Intensity(clip=(-1000.0, 500.0)))
 

@@ -1,13 +1,14 @@
 import json
+import re
 
 import nibabel as nib
 import numpy as np
 import pytest
 from standins import sphere_ct
 
-from tfcovseg.errors import TfcovsegError
+from tfcovseg.errors import ConfigError, DataError, TfcovsegError
 from tfcovseg.infer.predict import output_paths, predict_ct
-from tfcovseg.io.nifti import write_volume
+from tfcovseg.io.nifti import read_volume, write_volume
 from tfcovseg.io.phantoms import phantom, ras_affine
 from tfcovseg.metrics import dice
 
@@ -92,7 +93,6 @@ def test_default_paths_for_a_dicom_folder_and_for_out(tmp_path):
 
 def test_dicom_series_folder_is_predicted_onto_its_own_grid(make_run, tmp_path):
     from tfcovseg.io.dicom import read_dicom_volume, write_dicom_series
-    from tfcovseg.io.nifti import read_volume
 
     hu, inside = sphere_ct(shape=(10, 32, 28), centre=(0.4, 0.35, 0.7))
     series = tmp_path / "series"
@@ -104,3 +104,53 @@ def test_dicom_series_folder_is_predicted_onto_its_own_grid(make_run, tmp_path):
     np.testing.assert_allclose(mask.affine, source.affine, atol=1e-4)
     assert mask.orientation == source.orientation
     assert dice(inside, mask.array > 0) > 0.9
+
+
+MA_WINDOW = (-1250.0, 250.0)
+
+
+@pytest.fixture
+def windowed_ct(tmp_path):
+    """The sphere CT windowed to [-1250, 250] HU and rescaled to 0..255, as Ma et al.'s
+    radiopaedia volumes (uint8)."""
+    hu, inside = sphere_ct()
+    windowed = np.rint((np.clip(hu, *MA_WINDOW) - MA_WINDOW[0]) / 1500 * 255).astype(np.uint8)
+    path = tmp_path / "ct_windowed.nii.gz"
+    write_volume(path, windowed, np.diag([0.7, 0.8, 5.0, 1.0]), np.uint8)
+    return path, inside
+
+
+def test_a_windowed_ct_is_refused_before_the_model_loads_or_anything_is_written(windowed_ct,
+                                                                                 tmp_path):
+    path, _ = windowed_ct
+    with pytest.raises(DataError, match=r"intensities range 42\.\.230: the volume looks windowed "
+                       r"to 0\.\.255, not in HU; .*--input-window LOW HIGH") as err:
+        predict_ct(tmp_path / "no-model-here", path)
+    assert err.value.path == str(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ct_windowed.nii.gz"]
+
+
+def test_the_declared_window_maps_a_windowed_ct_back_to_hu(make_run, windowed_ct):
+    path, inside = windowed_ct
+    report = predict_ct(make_run(pointwise=True), path, input_window=MA_WINDOW)
+    mask = read_volume(output_paths(path).mask)
+    assert mask.array.shape == inside.shape
+    assert dice(inside, mask.array > 0) > 0.9
+    assert report["input_window_hu"] == list(MA_WINDOW)
+
+
+def test_predicting_into_a_prepared_dataset_is_refused_without_out(phantom_dataset, tmp_path):
+    image = phantom_dataset.path(phantom_dataset.cases[2].image)
+    before = sorted(image.parent.iterdir())
+    with pytest.raises(ConfigError, match=rf"lies inside the prepared dataset "
+                       rf"{re.escape(str(phantom_dataset.root.resolve()))} \(dataset.json\); "
+                       ".*give --out") as err:
+        predict_ct(tmp_path / "no-model-here", image)
+    assert err.value.path == str(image)
+    assert sorted(image.parent.iterdir()) == before
+
+
+def test_sliding_window_settings_are_checked_before_anything_is_read(tmp_path):
+    with pytest.raises(ConfigError, match=r"overlap must be in \[0, 1\)"):
+        predict_ct(tmp_path / "no-model-here", tmp_path / "no-ct-here.nii.gz", overlap=1.0)
+    assert list(tmp_path.iterdir()) == []

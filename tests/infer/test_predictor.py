@@ -1,12 +1,21 @@
+import json
+
 import numpy as np
 import pytest
 from standins import pointwise_probability, sphere_ct, tiny_unet
 
-from tfcovseg.data.intensity import Intensity, normalise
-from tfcovseg.errors import TfcovsegError
-from tfcovseg.infer.predictor import keras_predictor, lesion_mask, load_predictor
+from tfcovseg.data.intensity import normalise
+from tfcovseg.errors import ConfigError, TfcovsegError
+from tfcovseg.infer.predictor import (
+    EXPORT_FILE,
+    EXPORT_KIND,
+    keras_predictor,
+    lesion_mask,
+    load_predictor,
+)
 from tfcovseg.metrics import dice
 from tfcovseg.rundir import InputSpec
+from tfcovseg.settings.data import Intensity
 
 SPEC = InputSpec(mode="resize", size=(8, 16, 16), intensity=Intensity(clip=(-1000.0, 500.0)))
 
@@ -45,3 +54,31 @@ def test_run_folder_loads_as_a_predictor(make_run):
 def test_folder_that_is_neither_run_nor_export_is_refused(tmp_path):
     with pytest.raises(TfcovsegError, match="neither a tfcovseg run"):
         load_predictor(tmp_path)
+
+
+def test_sliding_window_settings_are_checked_before_the_model_loads(tmp_path):
+    with pytest.raises(ConfigError, match=r"overlap must be in \[0, 1\)"):
+        load_predictor(tmp_path, overlap=1.0)  # not even a run: the settings come first
+
+
+def _fake_export(folder, mode, overlap, batch_size):
+    """An export's info file beside a version folder; the SavedModel is never loaded."""
+    (folder / "1").mkdir(parents=True)
+    (folder / "1" / "saved_model.pb").write_bytes(b"")
+    spec = {"mode": mode, "size": [4, 8, 8]}
+    (folder / EXPORT_FILE).write_text(json.dumps({
+        "kind": EXPORT_KIND, "input": spec,
+        "sliding_window": {"overlap": overlap, "batch_size": batch_size}}))
+    return folder
+
+
+@pytest.mark.parametrize("asked", [
+    pytest.param({"overlap": 0.25}, id="other-overlap"),
+    pytest.param({"batch_size": 1}, id="other-batch-size"),
+])
+def test_a_patch_mode_export_refuses_other_sliding_window_settings(tmp_path, asked):
+    export = _fake_export(tmp_path, "patch", overlap=0.5, batch_size=3)
+    with pytest.raises(ConfigError, match="export blends windows with overlap 0.5 and batch size "
+                       "3, fixed when it was exported") as err:
+        load_predictor(export, **asked)
+    assert err.value.path == str(export / EXPORT_FILE)

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from standins import serve_in_plain_tensorflow
 
-from tfcovseg.data.intensity import Intensity
 from tfcovseg.infer.export import export_keras_model
 from tfcovseg.infer.predictor import keras_predictor
 from tfcovseg.io.phantoms import phantom
 from tfcovseg.rundir import InputSpec
+from tfcovseg.settings.data import Intensity
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from tfcovseg.errors import ConfigError
 from tfcovseg.infer.sliding_window import gaussian_importance, sliding_window, window_starts
 
 
@@ -59,6 +60,14 @@ def test_centre_predictions_outweigh_border_predictions():
     assert np.asarray(result).mean() > gaussian_importance((4, 8, 8)).mean()
 
 
-def test_overlap_must_be_below_one():
-    with pytest.raises(ValueError, match="overlap"):
-        sliding_window(np.zeros((4, 4, 4)), lambda b: b, window=(2, 2, 2), overlap=1.0)
+@pytest.mark.parametrize("settings, problem", [
+    pytest.param({"overlap": 1.0}, r"overlap must be in \[0, 1\).*got 1$", id="overlap-one"),
+    pytest.param({"overlap": -0.1}, r"overlap must be in \[0, 1\).*got -0.1$", id="negative"),
+    pytest.param({"batch_size": 0}, "batch size must be a whole number of windows >= 1, got 0",
+                 id="no-windows"),
+])
+def test_overlap_below_one_and_a_positive_batch_size_are_required(settings, problem):
+    calls = []
+    with pytest.raises(ConfigError, match=problem):
+        sliding_window(np.zeros((4, 4, 4)), calls.append, window=(2, 2, 2), **settings)
+    assert calls == []  # refused before any window is predicted

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from tfcovseg.errors import TfcovsegError
+from tfcovseg.errors import DataError, TfcovsegError
 from tfcovseg.io.manifest import Case, Dataset, case_files, load_dataset, write_dataset
 from tfcovseg.io.nifti import write_volume
 
@@ -47,4 +47,34 @@ def test_manifest_problems_name_the_file_and_the_problem(tmp_path):
     files = _write_case(tmp_path, "a", lung=True)
     (tmp_path / "dataset.json").write_text(json.dumps({"name": "x", "cases": [{"id": "a", **files}] * 2}))
     with pytest.raises(TfcovsegError, match="appears twice"):
+        load_dataset(tmp_path)
+
+
+@pytest.mark.parametrize("field, declared", [
+    pytest.param("labels", ["background", "lesion"], id="labels-as-a-list"),
+    pytest.param("lung_labels", {"right": "right lung"}, id="lung-value-not-a-number"),
+])
+def test_label_declarations_must_map_values_to_names(tmp_path, field, declared):
+    files = _write_case(tmp_path, "a", lung=True)
+    (tmp_path / "dataset.json").write_text(json.dumps(
+        {"name": "x", field: declared, "cases": [{"id": "a", **files}]}))
+    with pytest.raises(DataError, match=f'"{field}" must map label values to names') as err:
+        load_dataset(tmp_path)
+    assert err.value.path == str(tmp_path / "dataset.json")
+
+
+def test_declared_values_of_label_and_lung_files_include_background(tmp_path):
+    files = _write_case(tmp_path, "a", lung=True)
+    (tmp_path / "dataset.json").write_text(json.dumps(
+        {"name": "x", "lung_labels": {"1": "lung"}, "cases": [{"id": "a", **files}]}))
+    dataset = load_dataset(tmp_path)
+    assert dataset.mask_labels("label") == {0: "background", 1: "lesion"}
+    assert dataset.mask_labels("lung") == {0: "background", 1: "lung"}
+
+
+def test_a_file_entry_that_is_not_a_path_is_refused(tmp_path):
+    (tmp_path / "dataset.json").write_text(json.dumps(
+        {"name": "x", "cases": [{"id": "a", "image": 3}]}))
+    with pytest.raises(DataError, match="case 'a': image must be a path relative to the dataset "
+                       "folder, got 3"):
         load_dataset(tmp_path)

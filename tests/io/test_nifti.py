@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from tfcovseg.errors import TfcovsegError
-from tfcovseg.io.nifti import read_volume, save_image, to_source_grid, write_volume
+from tfcovseg.io.nifti import read_grid, read_volume, save_image, to_source_grid, write_volume
 
 
 def _las_image(data):
@@ -28,6 +28,23 @@ def test_read_volume_reorients_to_ras_and_orders_axes_dhw(tmp_path):
     world_src = src @ np.array([3, 4, 2, 1.0])
     world_ras = volume.affine @ np.array([0, 4, 2, 1.0])
     np.testing.assert_allclose(world_src, world_ras)
+
+
+@pytest.mark.parametrize("axes", [
+    pytest.param([[0, -1], [1, 1], [2, 1]], id="LAS"),
+    pytest.param([[2, 1], [0, -1], [1, 1]], id="permuted-axes"),
+])
+def test_read_grid_gives_read_volumes_shape_and_affine_from_the_header(tmp_path, axes):
+    data = np.zeros((4, 5, 3), np.int16)
+    image = _las_image(data).as_reoriented(axes)
+    save_image(image, tmp_path / "v.nii.gz")
+    path = tmp_path / "v.nii.gz"
+    shape, affine = read_grid(path)
+    volume = read_volume(path)
+    assert shape == volume.array.shape
+    np.testing.assert_allclose(affine, volume.affine)
+    path.write_bytes(path.read_bytes()[:400])  # the header alone: no voxel data left to read
+    assert read_grid(path)[0] == shape
 
 
 def test_to_source_grid_restores_the_source_layout(tmp_path):

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from tfcovseg.errors import ConfigError
 from tfcovseg.io.manifest import load_dataset
 from tfcovseg.io.nifti import read_volume
 from tfcovseg.io.phantoms import (
@@ -12,6 +13,7 @@ from tfcovseg.io.phantoms import (
     phantom,
     synthesize_dataset,
 )
+from tfcovseg.settings.phantoms import MIN_SIZE
 
 SHAPE = (32, 96, 96)
 
@@ -118,3 +120,26 @@ def test_synthesize_dataset_is_byte_identical_for_a_seed(tmp_path):
             x = read_volume(first.path(getattr(a, key))).array
             y = read_volume(again.path(getattr(b, key))).array
             assert x.tobytes() == y.tobytes()
+
+
+def test_a_shape_below_the_smallest_phantom_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ConfigError, match=rf"shape must be 3 sizes \(D, H, W\) of at least "
+                       rf"{MIN_SIZE} voxels, got \(2, 64, 64\)"):
+        synthesize_dataset(tmp_path / "out", shape=(2, 64, 64))
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ConfigError, match="shape must be"):
+        phantom(np.random.default_rng(0), (MIN_SIZE - 1, 16, 16))
+
+
+def test_the_smallest_phantom_is_drawn():
+    image, lesion, lung = phantom(np.random.default_rng(0), (MIN_SIZE,) * 3)
+    assert image.shape == lesion.shape == lung.shape == (MIN_SIZE,) * 3
+
+
+def test_every_bad_setting_is_reported_at_once(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        synthesize_dataset(tmp_path / "out", cases=0, seed=-1, spacing=(5.0, 0.0, 2.5))
+    assert str(err.value) == ("phantoms: cases must be at least 1, got 0; seed must be a whole "
+                              "number >= 0, got -1; spacing must be 3 sizes > 0 mm (D, H, W), "
+                              "got (5.0, 0.0, 2.5)")
+    assert not (tmp_path / "out").exists()

@@ -1,15 +1,22 @@
 import json
+import logging
 
 import numpy as np
 import pytest
 
-from tfcovseg.errors import TfcovsegError
+from tfcovseg.errors import DataError, TfcovsegError
 from tfcovseg.io.converters import prepare
 from tfcovseg.io.dicom import write_dicom_series
 from tfcovseg.io.manifest import load_dataset
 from tfcovseg.io.nifti import read_volume
 from tfcovseg.io.phantoms import phantom, ras_affine
-from tfcovseg.io.ricord import RICORD_LABELS, load_mdai, polygon, rasterise_polygon
+from tfcovseg.io.ricord import (
+    DEFAULT_INFILTRATE,
+    RICORD_LABELS,
+    load_mdai,
+    polygon,
+    rasterise_polygon,
+)
 
 SHAPE = (4, 40, 48)  # slices, rows, columns
 SPACING = (2.0, 0.75, 0.75)
@@ -161,3 +168,38 @@ def test_rows_without_a_usable_polygon_are_recognised():
     assert polygon({"data": {"x": 1, "y": 2, "width": 3, "height": 4}}) is None  # a box
     assert polygon({"data": {"vertices": [[1, 2], [3]]}}) is None  # ragged
     assert polygon({"data": {"vertices": [[1, 2], [3, 4.5]]}}).shape == (2, 2)
+
+
+def _export_without(src, folder, *absent):
+    """The fixture's MD.ai export with the labels ``absent`` left out of its label groups."""
+    export = json.loads(next(src.glob("*.json")).read_text())
+    for group in export["labelGroups"]:
+        group["labels"] = [label for label in group["labels"] if label["name"] not in absent]
+    path = folder / "export.json"
+    path.write_text(json.dumps(export))
+    return path
+
+
+def test_default_labels_missing_from_the_export_are_logged_noted_and_the_rest_used(
+        ricord, tmp_path, caplog):
+    src, _ = ricord
+    annotations = _export_without(src, tmp_path, "Infectious TIB/micronodules")
+    with caplog.at_level(logging.WARNING, logger="tfcovseg.io.ricord"):
+        prepare("ricord", src, tmp_path / "out", annotations=annotations)
+    assert "default infiltrate label(s) Infectious TIB/micronodules not in this export" in caplog.text
+    dataset = load_dataset(tmp_path / "out")
+    assert dataset.extra["annotations"]["labels"] == ["Infectious opacity"]
+    assert dataset.extra["annotations"]["missing_default_labels"] == ["Infectious TIB/micronodules"]
+    assert "missing from the export: Infectious TIB/micronodules" in dataset.extra["notes"]
+    label = read_volume(dataset.path(dataset.case("A").label)).array
+    assert np.array_equal(label[1][::-1, ::-1], rasterise_polygon(TRIANGLE, SHAPE[1:]))
+
+
+def test_an_export_without_any_default_label_is_refused_listing_its_labels(ricord, tmp_path):
+    src, _ = ricord
+    annotations = _export_without(src, tmp_path, *DEFAULT_INFILTRATE)
+    with pytest.raises(DataError, match="none of the default infiltrate labels .* is in this "
+                       "export; choose some with --label NAME; its labels: Atelectasis, ") as err:
+        prepare("ricord", src, tmp_path / "out", annotations=annotations)
+    assert err.value.path == str(annotations)
+    assert not (tmp_path / "out").exists()

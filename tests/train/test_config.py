@@ -2,7 +2,7 @@ import pytest
 
 from tfcovseg.config import config_path, load_config, read_yaml
 from tfcovseg.errors import TfcovsegError
-from tfcovseg.train.config import TrainConfig, paper_stages
+from tfcovseg.settings.train import TrainConfig, paper_stages
 
 
 def test_ricord_config_is_the_papers_recipe():

@@ -1,11 +1,12 @@
 import csv
+import importlib.metadata
 import json
 
 import pytest
 import tensorflow as tf
 import yaml
 
-from tfcovseg.errors import TfcovsegError
+from tfcovseg.errors import ConfigError, TfcovsegError
 from tfcovseg.rundir import read_run_info
 from tfcovseg.train import OneCycle, fit
 from tfcovseg.train.run import train
@@ -72,6 +73,7 @@ def test_train_writes_run_folder_that_prediction_can_read(tiny, phantom_dataset,
     assert summary["finished"] and summary["best_tuning_dice"]["s1"] is not None
     env = json.loads((run_dir / "environment.json").read_text())
     assert env["precision"] in ("mixed_bfloat16", "float32") and env["tensorflow"]
+    assert env["tf_keras"] == importlib.metadata.version("tf-keras")
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["stages"][0]["name"] == "s1"
     assert len(list((run_dir / "checkpoints").glob("last-*"))) == 1
 
@@ -83,20 +85,20 @@ def test_resume_continues_killed_run_from_last_completed_epoch(tiny, phantom_dat
     class Killed(Exception):
         pass
 
-    real_on_epoch_end = fit.EpochRecorder.on_epoch_end
+    real_on_epoch_end = fit.RunRecorder.on_epoch_end
 
     def kill_after_second_epoch(self, epoch, logs=None):
         real_on_epoch_end(self, epoch, logs)
         if self.position.phase == 1 and epoch == 0:
             raise Killed
 
-    monkeypatch.setattr(fit.EpochRecorder, "on_epoch_end", kill_after_second_epoch)
+    monkeypatch.setattr(fit.RunRecorder, "on_epoch_end", kill_after_second_epoch)
     with pytest.raises(Killed):
         train(config="demo", data=str(phantom_dataset.root), out=str(out), overrides=TINY)
     assert len(history(out)) == 2
     state = json.loads((out / "checkpoints" / "state.json").read_text())
     assert (state["stage"], state["phase"], state["epoch"]) == (0, 1, 1)
-    monkeypatch.setattr(fit.EpochRecorder, "on_epoch_end", real_on_epoch_end)
+    monkeypatch.setattr(fit.RunRecorder, "on_epoch_end", real_on_epoch_end)
     train(resume=str(out))
     rows = history(out)
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
@@ -123,9 +125,24 @@ def dataclass_without_label(case, root):
 
 
 def test_unknown_config_key_is_named_with_allowed_keys(tmp_path):
-    with pytest.raises(TfcovsegError, match=r"unknown key config\.stages\[0\]\.lrate.*allowed"):
+    with pytest.raises(TfcovsegError, match=r"unknown key stages\.0\.lrate; allowed keys: batch_size"):
         train(config="demo", out=str(tmp_path / "run"),
               overrides=["stages=[{name: s, size: [8, 8, 8], batch_size: 1, lrate: 1, phases: []}]"])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    pytest.param(["data.lesion_fraction=2"], r"data\.lesion_fraction is 2\.0; allowed: \[0, 1\]",
+                 id="fraction-out-of-range"),
+    pytest.param(["model.width=0"], r"model\.width is 0\.0; allowed: > 0", id="zero-width"),
+    pytest.param(["data.tuning_fractoin=0.2", "precision=fp8"],
+                 r"unknown key data\.tuning_fractoin \(did you mean data\.tuning_fraction\?\).*"
+                 r"precision is 'fp8'; allowed values: 'auto'", id="typo-and-bad-choice-together"),
+])
+def test_bad_config_is_refused_before_the_run_folder_exists(tmp_path, overrides, message):
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError, match=message) as err:
+        train(config="demo", out=str(out), overrides=overrides)
+    assert "command-line overrides" in str(err.value) and not out.exists()
 
 
 def test_unfrozen_session_starts_with_a_fresh_optimizer_as_after_fastai_unfreeze(
@@ -163,3 +180,22 @@ def test_best_tuning_dice_is_tracked_per_session_or_per_stage(tiny, phantom_data
     assert last == pytest.approx(max(dice[1:]) if best_of == "session" else max(dice))
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["best_tuning_dice"]["s1"] == pytest.approx(last)
+
+
+def test_train_refuses_undeclared_label_values_before_the_run_folder_exists(phantom_dataset,
+                                                                             tmp_path):
+    import shutil
+
+    import nibabel as nib
+    import numpy as np
+
+    root = tmp_path / "data"
+    shutil.copytree(phantom_dataset.root, root)
+    path = root / phantom_dataset.cases[1].label
+    label = nib.load(str(path))
+    nib.save(nib.Nifti1Image((np.asanyarray(label.dataobj) * 2).astype(np.uint8), label.affine),
+             str(path))
+    out = tmp_path / "run"
+    with pytest.raises(TfcovsegError, match=r"label values 2 are not declared") as err:
+        train(config="demo", data=str(root), out=str(out))
+    assert err.value.path == str(path) and not out.exists()

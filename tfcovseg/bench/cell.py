@@ -18,7 +18,6 @@ import tensorflow as tf
 import tfcovseg
 from tfcovseg.bench import data as bench_data
 from tfcovseg.bench import store
-from tfcovseg.bench.config import BenchConfig, Evaluation, Training
 from tfcovseg.bench.grid import Cell
 from tfcovseg.bench.metrics2d import image_scores, mean_scores, soft_dice_loss
 from tfcovseg.bench.models2d import (
@@ -29,10 +28,11 @@ from tfcovseg.bench.models2d import (
 )
 from tfcovseg.config import to_dict
 from tfcovseg.files import save_weights
+from tfcovseg.settings.bench import BenchConfig, Evaluation, Training
 from tfcovseg.train.precision import set_precision
 
 
-class EpochRecorder(tf.keras.callbacks.Callback):
+class LossCurves(tf.keras.callbacks.Callback):
     """Per-epoch losses and timings; keeps the weights of the lowest validation loss."""
 
     def __init__(self, on_epoch=None):
@@ -75,7 +75,7 @@ def train(model, train_batches, validation_batches, training: Training, on_epoch
                                          epsilon=training.epsilon)
     model.compile(optimizer=optimizer,
                   loss=lambda y, p: soft_dice_loss(y, p, form=training.loss))
-    recorder = EpochRecorder(on_epoch)
+    recorder = LossCurves(on_epoch)
     model.fit(train_batches, validation_data=validation_batches, epochs=training.epochs,
               verbose=0, callbacks=[recorder])
     return recorder
@@ -132,8 +132,8 @@ def _figure_arrays(images, masks, probabilities, evaluation: Evaluation, keep_vo
 
 def run_cell(cell: Cell, config: BenchConfig, bench_dir, splits=None, on_epoch=None) -> dict:
     """Train and test ``cell``; write weights, arrays and (last) the result file; return the result."""
-    splits = splits or bench_data.prepare_splits(config.data)
-    pipeline = bench_data.pipeline_settings(config.pipeline)
+    splits = splits or bench_data.load_splits(config.data)
+    pipeline = config.pipeline
     training, evaluation = config.training, config.evaluation
     batch = dict(experiment=cell.experiment, batch_size=training.batch_size, seed=training.seed)
     train_batches = bench_data.batches(splits.train, splits.train_cases, pipeline, training=True,

@@ -11,10 +11,9 @@ Slices and batches come from ``tfcovseg.data.pipeline2d.slice_dataset``.
 import dataclasses
 from pathlib import Path
 
-from tfcovseg.bench.config import BenchData
-from tfcovseg.config import from_dict
 from tfcovseg.errors import TfcovsegError
 from tfcovseg.io.manifest import MANIFEST, Dataset, load_dataset
+from tfcovseg.settings.bench import BenchData
 
 
 @dataclasses.dataclass
@@ -30,7 +29,7 @@ class Splits:
                 f"of {self.train.root}, {len(self.test_cases)} test cases of {self.test.root}")
 
 
-def prepare_splits(data: BenchData) -> Splits:
+def load_splits(data: BenchData) -> Splits:
     """Load (synthesising phantoms first when configured) and split the bench datasets."""
     train_root = Path(data.train)
     if data.phantoms is not None and not (train_root / MANIFEST).is_file():
@@ -71,13 +70,6 @@ def slice_count(dataset: Dataset, cases) -> int:
     from tfcovseg.data.pipeline2d import count_slices
 
     return count_slices(dataset, cases)
-
-
-def pipeline_settings(settings: dict):
-    """``config.pipeline`` as the 2D pipeline's dataclass (unknown keys are an error)."""
-    from tfcovseg.data.pipeline2d import Pipeline2D
-
-    return from_dict(Pipeline2D, settings, "pipeline")
 
 
 def batches(dataset: Dataset, cases, pipeline, experiment: str, batch_size: int, training: bool,

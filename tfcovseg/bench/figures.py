@@ -18,7 +18,8 @@ from scipy.stats import gaussian_kde  # noqa: E402
 from skimage.measure import marching_cubes  # noqa: E402
 
 from tfcovseg.bench import store  # noqa: E402
-from tfcovseg.bench.config import ARCHS, EXPERIMENTS, INITS  # noqa: E402
+from tfcovseg.settings.bench import ARCHS, INITS  # noqa: E402
+from tfcovseg.settings.data import EXPERIMENTS  # noqa: E402
 
 DPI = 120
 KDE_GRID = 100  # points per axis of the density image behind Fig. 4 (as the authors)

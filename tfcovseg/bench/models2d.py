@@ -1,39 +1,32 @@
-"""A grid cell's Keras model: a segmentation_models architecture with the paper's Table 1 settings.
+"""A grid cell's Keras model, from one of two families (``architectures.networks``).
 
-The model takes one grey channel ``[B, H, W, 1]`` (HU normalised with mean -500, std 500) and
-returns float32 sigmoid probabilities ``[B, H, W, 1]``. The grey channel is repeated to the
-three channels the ImageNet encoders expect; the authors' PyTorch models take ``in_channels=1``
-instead, where segmentation_models_pytorch sums the pretrained RGB kernels of the first
-convolution: the same function for ImageNet weights, but a randomly initialised first
-convolution here has three times the parameters of theirs (a few thousand at most).
+- ``paper`` (default): the networks the authors trained, segmentation_models_pytorch's
+  Unet/Linknet/FPN/PSPNet at Table 1's settings with one input channel
+  (``tfcovseg.models.grid2d.networks.paper_network``); the grid's encoder names are mapped to
+  smp's (``settings.bench.smp_encoder_name``). Their released checkpoints convert
+  (``tfcovseg.bench.released``).
+- ``segmentation_models``: qubvel's Keras networks with segmentation_models' keyword arguments
+  closest to Table 1 (the ``architectures`` fields). Their encoders, decoders and heads differ
+  from smp's (README, "The 2D benchmark grid"; GRID2D.md section 3). The grey channel is repeated
+  to the three channels the encoders take. PSPNet pools with fixed windows, so inputs are
+  zero-padded (0 = -500 HU after normalisation) to the next multiple of 6 x downsample factor
+  (512 -> 528) and the output cropped back.
 
-Structural differences from segmentation_models_pytorch (smp), which the paper used:
-- PSPNet: smp pools with adaptive average pooling, so any input size works; segmentation_models
-  pools with fixed windows and needs H and W divisible by 6 x downsample_factor (48 at the
-  paper's depth 3 = output stride 8). Inputs are zero-padded (0 = -500 HU after normalisation)
-  up to the next multiple and the output is cropped back: 512 -> 528, 8 pixels each side.
-  smp's PSP branches have in_channels / 4 filters each; segmentation_models' have
-  ``psp_conv_filters`` (512) each, so its PSPNet has more parameters. Both upsample the output
-  by 8 bilinearly (smp with align_corners=True, Keras with half-pixel centres).
-- Unet: the decoder upsamples with nearest neighbour and two conv-BN-ReLU per block in both
-  libraries; segmentation_models takes its skips from named encoder layers (activations before
-  each downsampling), which for some encoders are not exactly smp's stage outputs.
-- FPN: segmentation_models' segmentation head has ``pyramid_block_filters // 2`` = 128 filters
-  (the paper's 128); merge "sum" is smp's "add". The paper's "no BN" is smp's default, whose
-  segmentation blocks use GroupNorm(32) instead; segmentation_models offers BN or no norm, so
-  here they are conv + ReLU without normalisation.
-- Linknet: smp's decoder block (conv 1x1 -> transposed conv 4x4 stride 2 + BN + ReLU -> conv 1x1,
-  32 channels before the head) is segmentation_models' "transpose" block with a final 32 filters
-  (``linknet_decoder_block``, ``linknet_final_filters``); segmentation_models' head is a 3x3
-  convolution where smp's is 1x1, and it adds two 3x3 centre blocks after VGG encoders.
+Either model takes one grey channel ``[B, H, W, 1]`` (HU normalised with mean -500, std 500)
+and returns float32 sigmoid probabilities ``[B, H, W, 1]``.
 """
 
+import segmentation_models as sm
 import tensorflow as tf
 
-from tfcovseg.bench.config import Architectures
+from tfcovseg.bench import store
 from tfcovseg.bench.grid import Cell
 from tfcovseg.config import from_dict
 from tfcovseg.errors import TfcovsegError
+from tfcovseg.models.grid2d.encoders import ENCODERS  # also registers vgg11, dpn68, ... with sm
+from tfcovseg.models.grid2d.encoders.imagenet import MissingImagenetWeights
+from tfcovseg.models.grid2d.networks import paper_network
+from tfcovseg.settings.bench import Architectures, Networks, grid_encoder_name, smp_encoder_name
 
 PSP_POOL_LEVELS = 6  # segmentation_models' largest pyramid level: the map must split into 6x6
 SEGMENTATION_MODEL = "segmentation_model"  # the nested segmentation_models model
@@ -44,28 +37,21 @@ class ImagenetUnavailable(TfcovsegError):
     """ImageNet weights for an encoder could not be downloaded (offline) or found in the cache."""
 
 
-def _segmentation_models():
-    import segmentation_models as sm
-
-    try:
-        import tfcovseg.bench.backbones  # noqa: F401  (registers vgg11, dpn68, ... when present)
-    except ModuleNotFoundError as err:
-        if err.name != "tfcovseg.bench.backbones":
-            raise
-    return sm
+def available_encoders(networks: Networks = "paper") -> list[str]:
+    """The grid's encoder names the family builds."""
+    if networks == "paper":
+        return [grid_encoder_name(name) for name in ENCODERS]
+    return list(sm.Backbones.models_names())
 
 
-def available_encoders() -> list[str]:
-    return list(_segmentation_models().Backbones.models_names())
-
-
-def check_encoders(encoders) -> None:
-    """Raise a TfcovsegError naming encoders segmentation_models does not know."""
-    known = set(available_encoders())
+def check_encoders(encoders, networks: Networks = "paper") -> None:
+    """Raise a TfcovsegError naming encoders the family ``networks`` does not build."""
+    known = set(available_encoders(networks))
     unknown = [e for e in encoders if e not in known]
     if unknown:
         raise TfcovsegError(
-            f"unknown encoder(s) {', '.join(unknown)}; available: {', '.join(sorted(known))}"
+            f"unknown encoder(s) {', '.join(unknown)} for networks {networks!r}; "
+            f"available: {', '.join(sorted(known))}"
         )
 
 
@@ -76,7 +62,6 @@ def psp_input_size(size: int, downsample_factor: int) -> int:
 
 
 def _architecture(arch: str, encoder: str, settings: Architectures, input_shape, weights):
-    sm = _segmentation_models()
     common = dict(classes=1, activation="sigmoid", encoder_weights=weights, input_shape=input_shape)
     if arch == "unet":
         return sm.Unet(encoder, decoder_filters=settings.unet_decoder_filters,
@@ -114,21 +99,30 @@ def _architecture_with_weights(arch, encoder, settings, input_shape, weights):
 
 def _weights_missing(err: Exception) -> bool:
     """A failed download (segmentation_models' encoders) or a missing converted file (ours)."""
-    if str(err).startswith(DOWNLOAD_FAILURE):
-        return True
-    try:
-        from tfcovseg.bench.backbones.imagenet import MissingImagenetWeights
-    except ModuleNotFoundError:
-        return False
-    return isinstance(err, MissingImagenetWeights)
+    return str(err).startswith(DOWNLOAD_FAILURE) or isinstance(err, MissingImagenetWeights)
 
 
 def build_cell_model(cell: Cell, settings: Architectures, size: int) -> tf.keras.Model:
-    """The cell's model for ``size x size`` grey images; ImageNet init downloads (or reads the cache).
+    """The cell's model for ``size x size`` grey images, of the family ``settings.networks``;
+    ImageNet init reads the converted file (paper) or downloads (or reads the Keras cache).
 
-    Raises ``ImagenetUnavailable`` when the ImageNet weights cannot be had.
+    Raises ``ImagenetUnavailable`` when the ImageNet weights cannot be had, ``ConfigError``
+    when a paper network cannot take ``size``.
     """
     weights = "imagenet" if cell.init == "imagenet" else None
+    if settings.networks == "paper":
+        return _paper_model(cell, size, weights)
+    return _segmentation_models_model(cell, settings, size, weights)
+
+
+def _paper_model(cell: Cell, size: int, weights) -> tf.keras.Model:
+    try:
+        return paper_network(cell.arch, smp_encoder_name(cell.encoder), (size, size, 1), weights)
+    except MissingImagenetWeights as err:
+        raise ImagenetUnavailable(f"no ImageNet weights for {cell.encoder}: {err.problem}") from None
+
+
+def _segmentation_models_model(cell: Cell, settings: Architectures, size: int, weights):
     grey = tf.keras.Input((size, size, 1), name="ct")
     rgb = tf.keras.layers.Concatenate(name="grey_to_rgb")([grey, grey, grey])
     if cell.arch == "pspnet":
@@ -168,12 +162,13 @@ def _all_layers(model):
 
 
 def load_cell_model(bench_dir, cell_id: str) -> tf.keras.Model:
-    """A trained cell's model with its kept weights (best validation loss), ready to fine-tune."""
-    from tfcovseg.bench import store
-
+    """A cell's model with its kept weights, ready to fine-tune: a trained cell's (best
+    validation loss) or a converted released model's (``tfcovseg convert-grid``); the cell's
+    result records which family of networks it is."""
     result = store.read_result(bench_dir, cell_id)
-    if result is None or result.get("status") != store.DONE:
-        raise TfcovsegError(f"cell {cell_id} has no finished result", store.result_path(bench_dir, cell_id))
+    if result is None or result.get("status") not in store.WITH_WEIGHTS:
+        raise TfcovsegError(f"cell {cell_id} has no finished or converted result",
+                            store.result_path(bench_dir, cell_id))
     cell = Cell(**result["cell"])
     settings = from_dict(Architectures, result["config"]["architectures"], "architectures")
     random_init = Cell(cell.experiment, cell.arch, cell.encoder, "random")  # weights come from the file

@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from tfcovseg.bench import store
-from tfcovseg.bench.config import ARCHS, EXPERIMENTS, INITS
 from tfcovseg.bench.metrics2d import METRIC_NAMES
 from tfcovseg.errors import TfcovsegError
 from tfcovseg.files import write_text
+from tfcovseg.settings.bench import ARCHS, INITS
+from tfcovseg.settings.data import EXPERIMENTS
 
 FIGURES_DIR = "figures"
 CSV_COLUMNS = ("id", "experiment", "arch", "encoder", "init", "status", *METRIC_NAMES,

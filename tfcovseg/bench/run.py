@@ -5,15 +5,30 @@ skips finished cells, a killed run loses only the cells in flight, and shards or
 no coordination beyond the shared bench folder.
 """
 
+import dataclasses
 import time
 from pathlib import Path
 
 from tfcovseg.bench import store
-from tfcovseg.bench.config import BenchConfig, load_bench_config
 from tfcovseg.bench.grid import Cell, grid_cells, parse_only, parse_shard, select, shard
+from tfcovseg.config import config_path, load_config
 from tfcovseg.errors import TfcovsegError
+from tfcovseg.settings.bench import BenchConfig
 
 LOCAL_RAY = "local"
+
+
+def load_bench_config(name_or_path, data: str | None = None, out: str | None = None) -> BenchConfig:
+    """A bench config by name or path; ``data`` is ``TRAIN[,TEST]`` folders, ``out`` the bench folder."""
+    overrides = []
+    if data:
+        train, _, test = data.partition(",")
+        overrides.append(f"data.train={train}")
+        if test:
+            overrides.append(f"data.test={test}")
+    if out:
+        overrides.append(f"out={out}")
+    return load_config(BenchConfig, config_path(name_or_path), overrides)
 
 
 def plan(config: BenchConfig, only: str | None = None, shard_spec: str | None = None) -> list[Cell]:
@@ -68,15 +83,14 @@ def run_bench(config="bench_smoke", data=None, out=None, only=None, shard=None,
 
     cfg = load_bench_config(config, data=data, out=out)
     # absolute paths: Ray workers do not share the driver's working directory
-    cfg.data.train = str(Path(cfg.data.train).resolve())
-    if cfg.data.test is not None:
-        cfg.data.test = str(Path(cfg.data.test).resolve())
+    test = None if cfg.data.test is None else str(Path(cfg.data.test).resolve())
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(
+        cfg.data, train=str(Path(cfg.data.train).resolve()), test=test))
     bench_dir = Path(cfg.out).resolve()
     cells = plan(cfg, only, shard)
     todo = [c for c in cells if not store.is_finished(bench_dir, c.id)]
     check_encoders(sorted({c.encoder for c in todo}))
-    bench_data.pipeline_settings(cfg.pipeline)
-    splits = bench_data.prepare_splits(cfg.data)
+    splits = bench_data.load_splits(cfg.data)
     print(f"bench {cfg.name}: {len(cells)} cells selected, {len(cells) - len(todo)} already "
           f"finished, {len(todo)} to run into {bench_dir}; {splits.summary()}", flush=True)
     if ray_address:

@@ -7,7 +7,9 @@
 A cell is finished when its result file says ``"status": "done"``; the result is written after
 the weights and arrays, so a killed run leaves either a finished cell or none. A cell whose
 ImageNet weights were unavailable gets a result with ``"status": "no_imagenet_weights"`` (shown
-in the report) and is tried again by the next run.
+in the report) and is tried again by the next run. A cell converted from the authors' released
+weights (``tfcovseg convert-grid``) has weights and ``"status": "released"``: not trained or tested
+here, so it has no metrics (the report lists it in results.csv only).
 """
 
 from pathlib import Path
@@ -19,6 +21,8 @@ from tfcovseg.files import atomic_path, read_json_of_kind, write_json
 CELLS_DIR = "cells"
 DONE = "done"
 NO_IMAGENET = "no_imagenet_weights"
+RELEASED = "released"
+WITH_WEIGHTS = (DONE, RELEASED)  # the statuses whose cell has a weights file
 RESULT_KIND = "tfcovseg-bench-cell"
 # Fig. 2 histograms in the arrays file, as the authors: 100 bins of normalised HU in [-2, 2]
 HISTOGRAM_BINS = 100

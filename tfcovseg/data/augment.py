@@ -22,45 +22,15 @@ for the label, the volume's minimum outside the field of view), so image and lab
 the same geometry. All randomness is stateless and derived from one per-element seed.
 """
 
-import dataclasses
 import itertools
 import math
 
 import tensorflow as tf
 
+from tfcovseg.settings.data import Augment3D
+
 SPATIAL_RANK = 3
 CORNERS = 4  # a perspective is fixed by where four points go
-
-
-@dataclasses.dataclass
-class Augment3D:
-    enabled: bool = True
-    flip: float = 0.15  # probability
-    flip_axes: tuple[int, ...] = (0, 1, 2)  # D, H, W as in faimed3d
-    rotation: float = 0.15
-    rotation_degrees: tuple[float, float, float] = (30.0, 2.0, 2.0)  # about the D, H, W axis
-    perspective: float = 0.15
-    perspective_distortion: float = 0.25
-    brightness: float = 0.15
-    brightness_range: tuple[float, float] = (-0.3, 0.3)
-    contrast: float = 0.15
-    contrast_range: tuple[float, float] = (0.7, 2.0)
-    noise: float = 0.15
-    noise_range: tuple[float, float] = (0.1, 0.3)  # sigma of the multiplicative noise
-
-    def __post_init__(self):
-        for name in ("flip", "rotation", "perspective", "brightness", "contrast", "noise"):
-            p = getattr(self, name)
-            if not 0.0 <= p <= 1.0:
-                raise ValueError(f"augment.{name} is a probability in [0, 1], got {p}")
-        for name in ("brightness_range", "contrast_range", "noise_range"):
-            low, high = getattr(self, name)
-            if low > high:
-                raise ValueError(f"augment.{name} must be [low, high] with low <= high")
-        if not set(self.flip_axes) <= {0, 1, 2} or not self.flip_axes:
-            raise ValueError(f"augment.flip_axes must be axes among 0, 1, 2, got {self.flip_axes}")
-        if not 0.0 <= self.perspective_distortion < 1.0:
-            raise ValueError("augment.perspective_distortion must be in [0, 1)")
 
 
 def augment3d(image, label, seed, cfg: Augment3D):

@@ -7,33 +7,13 @@ fills). The image is resampled bilinearly, the mask by nearest neighbour with th
 transform.
 """
 
-import dataclasses
 import math
 
 import tensorflow as tf
 
+from tfcovseg.settings.data import Augment2D
+
 ZERO_PADDING = 0.0
-
-
-@dataclasses.dataclass
-class Augment2D:
-    enabled: bool = True
-    horizontal_flip: float = 0.5  # probability
-    vertical_flip: float = 0.5
-    rotation_degrees: tuple[float, float] = (-180.0, 180.0)
-    scale: tuple[float, float] = (0.5, 1.5)
-
-    def __post_init__(self):
-        for name in ("horizontal_flip", "vertical_flip"):
-            p = getattr(self, name)
-            if not 0.0 <= p <= 1.0:
-                raise ValueError(f"augment.{name} is a probability in [0, 1], got {p}")
-        if self.scale[0] <= 0 or self.scale[0] > self.scale[1]:
-            raise ValueError(
-                f"augment.scale must be [low, high] with 0 < low <= high, got {self.scale}"
-            )
-        if self.rotation_degrees[0] > self.rotation_degrees[1]:
-            raise ValueError("augment.rotation_degrees must be [low, high] with low <= high")
 
 
 def augment2d(image, mask, seed, cfg: Augment2D):

@@ -5,26 +5,12 @@ volume to [0, 1] by its own min and max, with no Kinetics mean/std; Bizopoulos e
 normalise HU with mean -500 and std 500. Both are ``Intensity`` settings.
 """
 
-import dataclasses
-from typing import Literal
 
 import tensorflow as tf
 
+from tfcovseg.settings.data import Intensity
+
 MINMAX_EPS = 1e-8
-
-
-@dataclasses.dataclass
-class Intensity:
-    clip: tuple[float, float] | None = None  # HU window applied before scaling
-    scaling: Literal["minmax", "fixed"] = "minmax"  # per-volume min-max, or (x - mean) / std
-    mean: float = -500.0
-    std: float = 500.0
-
-    def __post_init__(self):
-        if self.clip is not None and self.clip[0] >= self.clip[1]:
-            raise ValueError(f"intensity.clip must be [low, high] with low < high, got {self.clip}")
-        if self.std <= 0:
-            raise ValueError(f"intensity.std must be positive, got {self.std}")
 
 
 def normalise(volume, intensity: Intensity):

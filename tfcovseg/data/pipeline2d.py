@@ -16,38 +16,18 @@ Training shuffles the slices (seeded, redrawn every pass) and augments them
 (``augment2d``); otherwise order is fixed and there is no augmentation.
 """
 
-import dataclasses
-from typing import Literal
 
 import tensorflow as tf
 
-from tfcovseg.data.augment2d import Augment2D, augment2d
-from tfcovseg.data.intensity import Intensity, normalise
+from tfcovseg.data.augment2d import augment2d
+from tfcovseg.data.intensity import normalise
 from tfcovseg.data.reader import case_dataset, check_cases, read_case
 from tfcovseg.io.manifest import Case, Dataset
 from tfcovseg.resize import resize_linear, resize_nearest
+from tfcovseg.settings.data import Experiment, Pipeline2D
 
-Experiment = Literal["lungs", "lesions", "lesions_in_lungs"]
 TARGET_KEY = {"lungs": "lung", "lesions": "label", "lesions_in_lungs": "label"}
 MEAN_HU, STD_HU = -500.0, 500.0  # Bizopoulos et al.'s normalisation
-
-
-@dataclasses.dataclass
-class Pipeline2D:
-    size: tuple[int, int] = (512, 512)
-    intensity: Intensity = dataclasses.field(
-        default_factory=lambda: Intensity(scaling="fixed", mean=MEAN_HU, std=STD_HU)
-    )
-    augment: Augment2D = dataclasses.field(default_factory=Augment2D)
-    cache: bool = True  # keep prepared slices in memory (about 1.3 MB per 512x512 slice)
-    shuffle_buffer: int = 1024  # slices; at least the whole MedSeg training set
-    num_parallel: int | None = None  # None: tf.data.AUTOTUNE
-
-    def __post_init__(self):
-        if any(n < 1 for n in self.size):
-            raise ValueError(f"size must be positive, got {self.size}")
-        if self.shuffle_buffer < 1:
-            raise ValueError(f"shuffle_buffer must be >= 1, got {self.shuffle_buffer}")
 
 
 def experiment_keys(experiment: str) -> tuple:
@@ -77,7 +57,7 @@ def slice_dataset(
     parallel = cfg.num_parallel or tf.data.AUTOTUNE
     volumes = case_dataset(dataset, cases, experiment_keys(experiment), parallel)
     slices = volumes.map(
-        lambda case: prepare_slices(case, cfg, experiment), num_parallel_calls=parallel
+        lambda case: normalised_slices(case, cfg, experiment), num_parallel_calls=parallel
     ).unbatch()
     if only_positive:
         slices = slices.filter(lambda image, mask, positive: positive)
@@ -107,7 +87,7 @@ def case_slices(
     )
 
 
-def prepare_slices(case: dict, cfg: Pipeline2D, experiment: str):
+def normalised_slices(case: dict, cfg: Pipeline2D, experiment: str):
     """A case's ``(images [D, H, W, 1], targets uint8 [D, H, W, 1], positive [D])``, resized."""
     image = normalise(case["image"], cfg.intensity)
     target = case[TARGET_KEY[experiment]]

@@ -19,40 +19,17 @@ derived from ``seed``; the same seed gives the same batches pass for pass, and e
 training dataset reshuffles and redraws.
 """
 
-import dataclasses
-from typing import Literal
 
 import tensorflow as tf
 
-from tfcovseg.data.augment import Augment3D, augment3d
-from tfcovseg.data.intensity import Intensity, normalise
+from tfcovseg.data.augment import augment3d
+from tfcovseg.data.intensity import normalise
 from tfcovseg.data.reader import case_dataset
 from tfcovseg.io.manifest import Dataset
 from tfcovseg.resize import resize_linear, resize_nearest
+from tfcovseg.settings.data import Pipeline3D
 
 SPATIAL_RANK = 3
-
-
-@dataclasses.dataclass
-class Pipeline3D:
-    mode: Literal["resize", "patch"] = "resize"
-    size: tuple[int, int, int] = (18, 112, 112)  # resize target D, H, W (stage 1 of the paper)
-    patch_size: tuple[int, int, int] = (32, 128, 128)
-    lesion_fraction: float = 0.5  # patches centred on a lesion voxel
-    patches_per_volume: int = 1
-    intensity: Intensity = dataclasses.field(default_factory=Intensity)
-    augment: Augment3D = dataclasses.field(default_factory=Augment3D)
-    cache: bool = False  # keep resized (or normalised) volumes in memory after the first pass
-    num_parallel: int | None = None  # parallel decode/augment calls; None: tf.data.AUTOTUNE
-
-    def __post_init__(self):
-        for name in ("size", "patch_size"):
-            if any(n < 1 for n in getattr(self, name)):
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if not 0.0 <= self.lesion_fraction <= 1.0:
-            raise ValueError(f"lesion_fraction must be in [0, 1], got {self.lesion_fraction}")
-        if self.patches_per_volume < 1:
-            raise ValueError(f"patches_per_volume must be >= 1, got {self.patches_per_volume}")
 
 
 def volume_dataset(
@@ -73,7 +50,7 @@ def volume_dataset(
     a third item, for per-volume metrics.
     """
     parallel = cfg.num_parallel or tf.data.AUTOTUNE
-    volumes = prepared_volumes(dataset, cases, cfg, parallel)
+    volumes = decoded_volumes(dataset, cases, cfg, parallel)
     if training:
         volumes = volumes.shuffle(len(cases), seed=seed, reshuffle_each_iteration=True)
     if cfg.mode == "patch":
@@ -98,19 +75,19 @@ def whole_volume_dataset(dataset: Dataset, cases: list, cfg: Pipeline3D) -> tf.d
     Scaled (and padded to at least the patch size) as training scales them before it cuts
     patches; for a sliding-window evaluation (``BestDiceCheckpoint(window=...)``).
     """
-    volumes = prepared_volumes(dataset, cases, cfg, cfg.num_parallel or tf.data.AUTOTUNE)
+    volumes = decoded_volumes(dataset, cases, cfg, cfg.num_parallel or tf.data.AUTOTUNE)
     volumes = volumes.map(lambda case: (case["image"], tf.cast(case["label"], tf.int32)))
     return volumes.batch(1).prefetch(tf.data.AUTOTUNE)
 
 
-def prepared_volumes(dataset: Dataset, cases: list, cfg: Pipeline3D, parallel) -> tf.data.Dataset:
-    """Decoded cases through ``prepare_case``, kept in memory after the first pass with ``cache``."""
+def decoded_volumes(dataset: Dataset, cases: list, cfg: Pipeline3D, parallel) -> tf.data.Dataset:
+    """Decoded cases through ``fit_case_to_pipeline``, kept in memory after the first pass with ``cache``."""
     volumes = case_dataset(dataset, cases, ("image", "label"), parallel)
-    volumes = volumes.map(lambda case: prepare_case(case, cfg), num_parallel_calls=parallel)
+    volumes = volumes.map(lambda case: fit_case_to_pipeline(case, cfg), num_parallel_calls=parallel)
     return volumes.cache() if cfg.cache else volumes
 
 
-def prepare_case(case: dict, cfg: Pipeline3D) -> dict:
+def fit_case_to_pipeline(case: dict, cfg: Pipeline3D) -> dict:
     """Resize (resize mode) or pad to the patch size (patch mode), and scale intensities.
 
     Adds the channel axis; this is what ``cache`` keeps.

@@ -13,12 +13,13 @@ import numpy as np
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
-from tfcovseg.data.pipeline2d import Pipeline2D, slice_dataset
-from tfcovseg.data.pipeline3d import Pipeline3D, volume_dataset
+from tfcovseg.data.pipeline2d import slice_dataset
+from tfcovseg.data.pipeline3d import volume_dataset
 from tfcovseg.data.reader import read_errors
 from tfcovseg.files import atomic_path
 from tfcovseg.io.manifest import Dataset, load_dataset
 from tfcovseg.io.nifti import radiological
+from tfcovseg.settings.data import Pipeline2D, Pipeline3D
 
 PANELS_PER_ROW = 4
 PANEL_INCHES = 3.0

@@ -5,10 +5,11 @@ Every element is a dict ``{"id": string, "image": float32 [D, H, W] (HU), "label
 Decoding goes through nibabel (``read_volume``, RAS+) inside ``tf.numpy_function``; zlib and
 NumPy release the GIL, so a parallel ``map`` decodes several cases at once.
 
-Headers are checked in Python before the stream is built (3D, matching shapes), so a bad file
-is reported as one ``TfcovsegError`` naming it. Voxel data that turns out corrupt only while
-an epoch runs reaches the caller as a TensorFlow ``OpError``; iterate inside
-``read_errors()`` to get the ``TfcovsegError`` back.
+Cases are checked in Python before the stream is built (``tfcovseg.io.checks.check_case``:
+3D files, masks on the image's grid, mask values the manifest declares), so a bad file is
+reported as one ``TfcovsegError`` naming it. Voxel data that turns out corrupt only while an
+epoch runs reaches the caller as a TensorFlow ``OpError``; iterate inside ``read_errors()`` to
+get the ``TfcovsegError`` back.
 """
 
 import contextlib
@@ -18,29 +19,18 @@ import numpy as np
 import tensorflow as tf
 
 from tfcovseg.errors import TfcovsegError
+from tfcovseg.io.checks import check_case
 from tfcovseg.io.manifest import MANIFEST, Case, Dataset
-from tfcovseg.io.nifti import load_nifti, read_volume
+from tfcovseg.io.nifti import read_volume
 
 _WRAPPED_ERROR = re.compile(r"TfcovsegError: ([^\n]+)")
 
 
-def volume_shape(dataset: Dataset, case: Case, key: str = "image") -> tuple:
-    """The ``(D, H, W)`` shape of a case's file from its NIfTI header (no voxel data read)."""
-    path = dataset.path(getattr(case, key))
-    shape = load_nifti(path).shape
-    if len(shape) == 4 and shape[3] == 1:
-        shape = shape[:3]
-    if len(shape) != 3:
-        raise TfcovsegError(f"expected a 3D volume, got shape {tuple(shape)}", path)
-    x, y, z = (int(s) for s in shape)
-    return (z, y, x)
-
-
 def check_cases(dataset: Dataset, cases: list, keys=("image", "label")) -> list:
-    """The ``(D, H, W)`` shapes of ``cases``; every file named by ``keys`` must exist and match.
+    """The ``(D, H, W)`` shapes of ``cases``; every file named by ``keys`` must exist and pass
+    ``check_case`` (headers: 3D, masks on the image's grid; mask data: declared values only).
 
-    Raises ``TfcovsegError`` naming the manifest or file for a case without a needed file, a
-    file that is not 3D, or masks whose shape differs from the image.
+    Raises ``TfcovsegError`` naming the manifest or the file that fails.
     """
     if not cases:
         raise TfcovsegError("no cases to read", dataset.root / MANIFEST)
@@ -52,15 +42,7 @@ def check_cases(dataset: Dataset, cases: list, keys=("image", "label")) -> list:
                 f"case {case.id!r} has no {' or '.join(missing)} file, which this pipeline needs",
                 dataset.root / MANIFEST,
             )
-        shape = volume_shape(dataset, case, "image")
-        for key in keys:
-            if key != "image" and volume_shape(dataset, case, key) != shape:
-                raise TfcovsegError(
-                    f"case {case.id!r}: {key} shape {volume_shape(dataset, case, key)} differs "
-                    f"from the image shape {shape} (D, H, W)",
-                    dataset.path(getattr(case, key)),
-                )
-        shapes.append(shape)
+        shapes.append(check_case(dataset, case, keys))
     return shapes
 
 

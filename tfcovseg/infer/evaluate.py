@@ -7,10 +7,16 @@ as the benchmark's ``COVID-19-Seg-Evaluation.py`` does: masks are the NIfTI arra
 - ``--model RUN_DIR|EXPORT``: each case's image is predicted (``tfcovseg.infer.predictor``) and
   the mask is brought back to the image file's grid and orientation (``to_source_grid``); the
   masks are kept in ``OUT/predictions/<id>.nii.gz`` so they can be inspected or re-scored.
+  Images must be in HU: a case flagged ``windowed`` (0..255) in the manifest, or whose
+  intensities look windowed, needs ``--input-window LOW HIGH`` (``tfcovseg.io.checks.unwindow``);
+  one flagged ``not_hu`` is refused.
 - ``--predictions DIR``: scores existing masks ``DIR/<id>.nii.gz`` (or ``.nii``) from any tool.
   They must lie on the grid of the case's prepared label file (same shape, orientation and
   affine; prepared files are RAS+, so a mask made on the original scan may need reorienting)
   and hold 0/1; anything else is refused rather than silently misaligned.
+
+Before anything is predicted or written, every case is checked (``tfcovseg.io.checks.check_case``:
+image and label on one grid, label values those the manifest declares).
 
 Empty masks follow the benchmark (``tfcovseg.metrics``): a case where the label and the
 prediction are both empty scores NaN, is excluded from the means and counted in the summary;
@@ -31,15 +37,18 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from tfcovseg.config import config_path, load_config, to_dict
-from tfcovseg.errors import TfcovsegError
+from tfcovseg.config import bounded, config_path, load_config, to_dict
+from tfcovseg.errors import ConfigError, DataError, TfcovsegError
 from tfcovseg.files import write_text
-from tfcovseg.infer import DEFAULT_OVERLAP, GRID_TOLERANCE_MM
-from tfcovseg.io.manifest import load_dataset
+from tfcovseg.infer import GRID_TOLERANCE_MM, check_sliding_window
+from tfcovseg.io.checks import check_case, check_mask_values, check_window, ct_in_hu
+from tfcovseg.io.manifest import MANIFEST, load_dataset
 from tfcovseg.io.nifti import load_nifti, read_volume, save_image, to_source_grid
 from tfcovseg.metrics import LESION_TOLERANCE_MM, dice, surface_dice
+from tfcovseg.settings.train import SPLITS
 
 LESION_LABEL = 1  # Ma et al.: gt == 1 and seg == 1
+PREDICTION_VALUES = {0: "background", LESION_LABEL: "lesion"}
 STD_DDOF = 1  # sample standard deviation over patients
 MM3_PER_ML = 1000.0
 CASE_FIELDS = ["id", "patient", "dice", "nsd", "label_ml", "prediction_ml", "note"]
@@ -50,9 +59,11 @@ class EvaluateConfig:
     """An evaluation setting (``configs/mosmed_eval.yaml``): ``evaluate``'s keyword arguments."""
 
     data: str | None = None
-    tolerance: float = LESION_TOLERANCE_MM
-    overlap: float = DEFAULT_OVERLAP
-    batch_size: int = 1
+    tolerance: float = bounded(LESION_TOLERANCE_MM, low=0.0, low_open=True)  # NSD, mm
+    # sliding window of patch-mode models; None: 0.5 and 1 for a run, as exported for an export
+    overlap: float | None = bounded(None, low=0.0, high=1.0, high_open=True)
+    batch_size: int | None = bounded(None, low=1)
+    input_window: tuple[float, float] | None = None  # HU window of images rescaled to 0..255
 
 
 def evaluate_configured(config=None, model=None, predictions=None, out=None, **options) -> list:
@@ -64,7 +75,7 @@ def evaluate_configured(config=None, model=None, predictions=None, out=None, **o
 
 def split_cases(cases: list, run_dir, split: str, data_root) -> list:
     """The ``cases`` in part ``split`` of training run ``run_dir``'s saved train/tuning split."""
-    from tfcovseg.train.run import SPLITS, read_split
+    from tfcovseg.train.run import read_split
 
     if split not in SPLITS:
         raise TfcovsegError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -102,12 +113,8 @@ def _check_same_grid(prediction: nib.Nifti1Image, label: nib.Nifti1Image, path) 
         )
 
 
-def _mask(image: nib.Nifti1Image, path) -> np.ndarray:
-    values = np.rint(np.asanyarray(image.dataobj))
-    if not np.isin(values, (0, LESION_LABEL)).all():
-        found = np.unique(values)[:8].tolist()
-        raise TfcovsegError(f"expected a 0/1 lesion mask, found values {found}", path)
-    return values == LESION_LABEL
+def _lesion(image: nib.Nifti1Image) -> np.ndarray:
+    return np.asanyarray(image.dataobj) == LESION_LABEL
 
 
 def _note(label, prediction) -> str:
@@ -176,34 +183,29 @@ def summary_markdown(summary: list, title: str, tolerance_mm: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _predicted_image(predictor, image_path, out_path) -> nib.Nifti1Image:
-    from tfcovseg.infer.predictor import lesion_mask  # TensorFlow only when a model is scored
-
-    volume = read_volume(image_path)
-    mask = lesion_mask(predictor(volume.array)).astype(np.uint8)
-    image = to_source_grid(mask, volume)
-    save_image(image, out_path)
-    return image
-
-
 def evaluate(model=None, data=None, out=None, predictions=None, tolerance=None,
-             overlap=DEFAULT_OVERLAP, batch_size=1, split=None) -> list:
+             overlap=None, batch_size=None, split=None, input_window=None) -> list:
     """Score a model (run folder or export) or a folder of predictions on a dataset's labels.
 
     ``split`` ("train" or "tuning"): only the cases of that part of the run's saved split
     (``--model`` must then be the training run's folder, ``data`` its dataset).
+    ``overlap``, ``batch_size``: the sliding window (``load_predictor``; None: its defaults).
+    ``input_window`` (low, high HU): the window the images were cut from before they were
+    rescaled to 0..255 (``--model`` only; see the module docstring).
     """
     if (model is None) == (predictions is None):
         raise TfcovsegError("give either --model (a run or export) or --predictions (a folder)")
     if data is None:
         raise TfcovsegError("--data (a prepared dataset) is required")
-    dataset = load_dataset(data)
-    cases = dataset.labelled
-    if split is not None:
-        cases = split_cases(cases, model, split, dataset.root)
-    if not cases:
-        raise TfcovsegError("the dataset has no labelled cases to evaluate", dataset.root)
+    if model is None and input_window is not None:
+        raise ConfigError("--input-window is for images predicted with --model, not for "
+                          "--predictions")
+    check_sliding_window(overlap, batch_size)
     tolerance_mm = LESION_TOLERANCE_MM if tolerance is None else float(tolerance)
+    if not tolerance_mm > 0:
+        raise ConfigError(f"the NSD tolerance must be a positive number of mm, got {tolerance:g}")
+    dataset = load_dataset(data)
+    cases = _cases_to_score(dataset, model, split, input_window)
     source = Path(model if model is not None else predictions)
     name = dataset.name if split is None else f"{dataset.name}-{split}"
     out = Path(out) if out else (
@@ -217,20 +219,19 @@ def evaluate(model=None, data=None, out=None, predictions=None, tolerance=None,
 
     rows = []
     for case in cases:
-        label_path = dataset.path(case.label)
-        label_image = load_nifti(label_path)
+        label_image = load_nifti(dataset.path(case.label))
         if predictor is not None:
             prediction_path = out / "predictions" / f"{case.id}.nii.gz"
             prediction_image = _predicted_image(predictor, dataset.path(case.image),
-                                                prediction_path)
+                                                prediction_path, input_window)
         else:
             prediction_path = _prediction_file(Path(predictions), case.id)
-            prediction_image = load_nifti(prediction_path)
+            prediction_image = _given_prediction(prediction_path)
         _check_same_grid(prediction_image, label_image, prediction_path)
         spacing = [float(z) for z in label_image.header.get_zooms()[:3]]
         row = {"id": case.id, "patient": str(case.extra.get("patient", case.id))}
-        row.update(score_case(_mask(label_image, label_path),
-                              _mask(prediction_image, prediction_path), spacing, tolerance_mm))
+        row.update(score_case(_lesion(label_image), _lesion(prediction_image), spacing,
+                              tolerance_mm))
         print(f"{case.id}: Dice {row['dice']:.3f}  NSD {row['nsd']:.3f}  {row['note']}".rstrip())
         rows.append(row)
 
@@ -242,3 +243,49 @@ def evaluate(model=None, data=None, out=None, predictions=None, tolerance=None,
     write_text(out / "summary.md", markdown)
     print(markdown + f"\nresults in {out}")
     return summary
+
+
+def _cases_to_score(dataset, model, split, window) -> list:
+    """The labelled cases (of the run's ``split``), all checked before anything is predicted:
+    their files (``check_case``) and, to be predicted, the manifest's intensity flags."""
+    cases = dataset.labelled
+    if split is not None:
+        cases = split_cases(cases, model, split, dataset.root)
+    if not cases:
+        raise TfcovsegError("the dataset has no labelled cases to evaluate", dataset.root)
+    for case in cases:
+        check_case(dataset, case, ("image", "label"))
+    if model is not None:
+        _check_flagged_intensities(dataset, cases, window)
+    return cases
+
+
+def _check_flagged_intensities(dataset, cases: list, window) -> None:
+    """Refuse cases the manifest flags as not in HU: ``not_hu`` always, ``windowed`` unless the
+    ``window`` they were cut from is given (``--input-window``)."""
+    check_window(window)
+    for case in cases:
+        if "not_hu" in case.flags:
+            raise DataError(f"case {case.id!r} is flagged not_hu in {MANIFEST}: its image has no "
+                            "value below 0, so it is not in HU", dataset.path(case.image))
+        if "windowed" in case.flags and window is None:
+            raise DataError(f"case {case.id!r} is flagged windowed in {MANIFEST}: its image lies "
+                            "in 0..255, not in HU; declare the window it was cut from with "
+                            "--input-window LOW HIGH (HU)", dataset.path(case.image))
+
+
+def _predicted_image(predictor, image_path, out_path, window) -> nib.Nifti1Image:
+    from tfcovseg.infer.predictor import lesion_mask  # TensorFlow only when a model is scored
+
+    volume = read_volume(image_path)
+    mask = lesion_mask(predictor(ct_in_hu(volume.array, image_path, window))).astype(np.uint8)
+    image = to_source_grid(mask, volume)
+    save_image(image, out_path)
+    return image
+
+
+def _given_prediction(path) -> nib.Nifti1Image:
+    image = load_nifti(path)
+    check_mask_values(np.asanyarray(image.dataobj), PREDICTION_VALUES, path, "prediction",
+                      "those of a lesion mask")
+    return image

@@ -28,9 +28,6 @@ JSON works for tests, the gRPC port (8500, ``PredictRequest`` with a ``TensorPro
 real volumes.
 """
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import tensorflow as tf
@@ -38,8 +35,8 @@ import tensorflow as tf
 import tfcovseg
 from tfcovseg.config import to_dict
 from tfcovseg.errors import TfcovsegError
-from tfcovseg.files import write_json
-from tfcovseg.infer import DEFAULT_OVERLAP
+from tfcovseg.files import atomic_dir, write_json
+from tfcovseg.infer import DEFAULT_OVERLAP, check_sliding_window
 from tfcovseg.infer.predictor import (
     EXPORT_FILE,
     EXPORT_KIND,
@@ -80,16 +77,12 @@ def export_keras_model(model, spec: InputSpec, out, version: int = 1, run=None,
                        overlap: float = DEFAULT_OVERLAP, batch_size: int = 1) -> Path:
     """Write ``out/<version>/`` (SavedModel) and ``out/tfcovseg_export.json``; returns the
     version folder."""
+    check_sliding_window(overlap, batch_size)
     out = Path(out)
     target = new_version_dir(out, version)
-    out.mkdir(parents=True, exist_ok=True)
     module = ServingModule(model, spec, overlap, batch_size)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=out))
-    try:
+    with atomic_dir(target) as staging:
         tf.saved_model.save(module, str(staging), signatures={SIGNATURE: module.serve})
-        os.replace(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     write_json(out / EXPORT_FILE, _export_info(spec, run, overlap, batch_size))
     return target
 

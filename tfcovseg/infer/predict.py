@@ -9,7 +9,14 @@ orientation, so it overlays the CT in any viewer). Default paths, next to the in
     ct_lesions_report.json             volumes in mL, per lung, % of lung affected
     ct_lesions_report.png              axial slices in the lung window with the lesion overlay
 
-(with ``--out NAME.nii.gz`` the other files are ``NAME_probabilities.nii.gz`` etc.).
+(with ``--out NAME.nii.gz`` the other files are ``NAME_probabilities.nii.gz`` etc.). An input
+inside a prepared dataset (a folder above it holds ``dataset.json``) needs ``--out``: predict
+does not write into a dataset.
+
+The CT must be in HU (``tfcovseg.io.checks.ct_in_hu``): a volume windowed to 0..255 (Ma et
+al.'s radiopaedia volumes) is refused unless ``--input-window LOW HIGH`` declares the HU window
+it was cut from, which maps it back to HU (``unwindow``) before prediction.
+
 Lung volumes come from ``--lung-mask`` (a NIfTI on the CT's grid; any labels: two labels are
 read as the two lungs, a binary mask is split at the body midline) or else from the simple
 threshold extraction of ``tfcovseg.infer.lungs``, to which the predicted lesion is added
@@ -21,12 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from tfcovseg.errors import TfcovsegError
+from tfcovseg.errors import ConfigError, TfcovsegError
 from tfcovseg.files import write_json
-from tfcovseg.infer import DEFAULT_OVERLAP, GRID_TOLERANCE_MM
+from tfcovseg.infer import GRID_TOLERANCE_MM, check_sliding_window
 from tfcovseg.infer.lungs import body_midline, extract_lungs, split_sides
 from tfcovseg.infer.predictor import lesion_mask, load_predictor
 from tfcovseg.infer.report import format_summary, volume_report, write_overlay_png
+from tfcovseg.io.checks import ct_in_hu
+from tfcovseg.io.manifest import MANIFEST
 from tfcovseg.io.nifti import read_volume, save_image, to_source_grid
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
@@ -41,9 +50,14 @@ class OutputPaths:
 
 
 def output_paths(input_path, out=None) -> OutputPaths:
-    """Where predict writes (see the module docstring)."""
+    """Where predict writes (see the module docstring); no default inside a prepared dataset."""
     if out is None:
         input_path = Path(input_path)
+        dataset = _enclosing_dataset(input_path)
+        if dataset is not None:
+            raise ConfigError(f"lies inside the prepared dataset {dataset} ({MANIFEST}); predict "
+                              "does not write into a dataset: give --out MASK.nii.gz outside it",
+                              input_path)
         out = input_path.parent / f"{_strip_nifti_suffix(input_path.name)}_lesions.nii.gz"
     out = Path(out)
     if not out.name.endswith(NIFTI_SUFFIXES):
@@ -62,6 +76,12 @@ def _strip_nifti_suffix(name: str) -> str:
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return name
+
+
+def _enclosing_dataset(path: Path) -> Path | None:
+    """The nearest folder above ``path`` that holds a prepared dataset's manifest, or None."""
+    return next((folder for folder in path.resolve().parents if (folder / MANIFEST).is_file()),
+                None)
 
 
 def read_ct(path):
@@ -90,11 +110,19 @@ def read_lung_mask(path, volume) -> np.ndarray:
 
 
 def predict_ct(model, input_path, out=None, probabilities=False, lung_mask=None,
-               overlap=DEFAULT_OVERLAP, batch_size=1) -> dict:
-    """Predict, write the mask (and probabilities), the report JSON and PNG; return the report."""
+               overlap=None, batch_size=None, input_window=None) -> dict:
+    """Predict, write the mask (and probabilities), the report JSON and PNG; return the report.
+
+    ``overlap``, ``batch_size``: the sliding window (``load_predictor``; None: its defaults).
+    ``input_window`` (low, high HU): the window a 0..255 input was cut from (module docstring).
+    Every input is checked before the model is loaded or anything is written.
+    """
     paths = output_paths(input_path, out)
-    predictor = load_predictor(model, overlap=overlap, batch_size=batch_size)
+    check_sliding_window(overlap, batch_size)
     volume = read_ct(input_path)
+    volume = dataclasses.replace(volume, array=ct_in_hu(volume.array, input_path, input_window))
+    given_lung = None if lung_mask is None else read_lung_mask(lung_mask, volume)
+    predictor = load_predictor(model, overlap=overlap, batch_size=batch_size)
     lesion_probability = predictor(volume.array)
     lesion = lesion_mask(lesion_probability)
     save_image(to_source_grid(lesion.astype(np.uint8), volume), paths.mask)
@@ -102,12 +130,13 @@ def predict_ct(model, input_path, out=None, probabilities=False, lung_mask=None,
         save_image(to_source_grid(lesion_probability, volume), paths.probabilities)
 
     midline = body_midline(volume.array)
-    if lung_mask is not None:
-        lung, lung_source = read_lung_mask(lung_mask, volume), f"given: {lung_mask}"
+    if given_lung is not None:
+        lung, lung_source = given_lung, f"given: {lung_mask}"
     else:
         lung, lung_source = extract_lungs(volume.array) | lesion, "threshold extraction"
     report = {
         "input": str(input_path),
+        "input_window_hu": None if input_window is None else [float(v) for v in input_window],
         "model": predictor.source,
         "mask": str(paths.mask),
         "probabilities": str(paths.probabilities) if probabilities else None,

@@ -29,9 +29,9 @@ import tensorflow as tf
 
 from tfcovseg.config import from_dict
 from tfcovseg.data.intensity import normalise
-from tfcovseg.errors import TfcovsegError
+from tfcovseg.errors import ConfigError, TfcovsegError
 from tfcovseg.files import read_json_of_kind
-from tfcovseg.infer import DEFAULT_OVERLAP
+from tfcovseg.infer import DEFAULT_OVERLAP, check_sliding_window
 from tfcovseg.infer.sliding_window import sliding_window
 from tfcovseg.resize import resize_linear
 from tfcovseg.rundir import RUN_FILE, InputSpec, load_model
@@ -86,7 +86,7 @@ def lesion_probabilities(model, volumes_hu, spec: InputSpec, overlap=DEFAULT_OVE
     """Raw HU ``[B, D, H, W]`` -> lesion probabilities of the same shape, in TF ops.
 
     Resize mode resizes first, then clips and scales, in the order of the training pipeline
-    (``tfcovseg.data.pipeline3d.prepare_case``), so min-max sees the same values; patch mode
+    (``tfcovseg.data.pipeline3d.fit_case_to_pipeline``), so min-max sees the same values; patch mode
     scales the whole volume before the windows are cut, as training does.
     """
     volumes_hu = tf.convert_to_tensor(volumes_hu, tf.float32)
@@ -133,11 +133,27 @@ def read_export_info(version_dir: Path) -> dict:
     return read_json_of_kind(version_dir.parent / EXPORT_FILE, EXPORT_KIND, "tfcovseg export")
 
 
-def savedmodel_predictor(version_dir) -> Predictor:
-    """A ``Predictor`` that runs an exported SavedModel's serving signature."""
+def savedmodel_predictor(version_dir, overlap=None, batch_size=None) -> Predictor:
+    """A ``Predictor`` that runs an exported SavedModel's serving signature.
+
+    A patch-mode export blends its windows as it was exported: an ``overlap`` or ``batch_size``
+    other than the exported one is refused rather than ignored (None: as exported).
+    """
     version_dir = Path(version_dir)
     info = read_export_info(version_dir)
-    spec = from_dict(InputSpec, info.get("input", {}), "input")
+    try:
+        spec = from_dict(InputSpec, info.get("input", {}), "input")
+    except ConfigError as err:
+        raise ConfigError(err.problem, version_dir.parent / EXPORT_FILE) from None
+    exported = info.get("sliding_window", {})
+    asked = {"overlap": overlap, "batch_size": batch_size}
+    if spec.mode == "patch" and any(v is not None and exported.get(k) != v
+                                    for k, v in asked.items()):
+        raise ConfigError(
+            f"this patch-mode export blends windows with overlap {exported.get('overlap')} and "
+            f"batch size {exported.get('batch_size')}, fixed when it was exported; --overlap "
+            "and --batch-size cannot change them (leave them out, or predict with the run "
+            "folder)", version_dir.parent / EXPORT_FILE)
     signature = tf.saved_model.load(str(version_dir)).signatures[SIGNATURE]
 
     def probabilities(hu):
@@ -147,15 +163,21 @@ def savedmodel_predictor(version_dir) -> Predictor:
     return Predictor(probabilities, spec, str(version_dir))
 
 
-def load_predictor(path, overlap=DEFAULT_OVERLAP, batch_size=1) -> Predictor:
-    """A ``Predictor`` from a run folder or an export (folder or one version of it)."""
+def load_predictor(path, overlap=None, batch_size=None) -> Predictor:
+    """A ``Predictor`` from a run folder or an export (folder or one version of it).
+
+    ``overlap`` and ``batch_size`` of the sliding window (patch mode); None: the defaults for a
+    run, what was exported for an export.
+    """
+    check_sliding_window(overlap, batch_size)
     path = Path(path)
     if (path / RUN_FILE).is_file():
         model, info = load_model(path)
-        return keras_predictor(model, info.input, overlap, batch_size, source=str(path))
+        return keras_predictor(model, info.input, DEFAULT_OVERLAP if overlap is None else overlap,
+                               1 if batch_size is None else batch_size, source=str(path))
     version_dir = export_version_dir(path)
     if version_dir is not None:
-        return savedmodel_predictor(version_dir)
+        return savedmodel_predictor(version_dir, overlap, batch_size)
     raise TfcovsegError(
         f"neither a tfcovseg run ({RUN_FILE}, written by train) nor an export "
         f"({EXPORT_FILE}, written by export)",

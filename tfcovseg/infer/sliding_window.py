@@ -12,7 +12,7 @@ Written in TensorFlow ops with dynamic shapes, so the same function runs eagerly
 import numpy as np
 import tensorflow as tf
 
-from tfcovseg.infer import DEFAULT_OVERLAP
+from tfcovseg.infer import DEFAULT_OVERLAP, check_sliding_window
 
 GAUSSIAN_SIGMA_SCALE = 1 / 8  # nnU-Net: sigma = window size / 8 along each axis
 
@@ -59,8 +59,7 @@ def sliding_window(volume, predict_fn, window, overlap: float = DEFAULT_OVERLAP,
     the window along an axis are padded at the end with their minimum and the padding is cut
     off again.
     """
-    if not 0.0 <= overlap < 1.0:
-        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+    check_sliding_window(overlap, batch_size)
     window = [int(w) for w in window]
     volume = tf.convert_to_tensor(volume, tf.float32)
     padded = _pad_to_window(volume, window)

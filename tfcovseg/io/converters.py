@@ -18,10 +18,10 @@ import numpy as np
 from tfcovseg.errors import TfcovsegError
 from tfcovseg.io.manifest import Case, Dataset, case_files, write_dataset
 from tfcovseg.io.nifti import Volume, write_volume
+from tfcovseg.settings.data import SOURCES
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("ricord", "mosmed", "coronacases", "medseg", "radiopaedia", "folder")
 INT16 = np.iinfo(np.int16)
 
 

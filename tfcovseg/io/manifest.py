@@ -5,20 +5,25 @@ Minimal manifest a user can write by hand (paths relative to the folder)::
     {"name": "mine", "cases": [{"id": "a", "image": "images/a.nii.gz",
                                 "label": "labels/a.nii.gz", "lung": "lungs/a.nii.gz"}]}
 
-Converters add ``source``, ``labels`` (names of label values), and per case ``spacing``
-(D, H, W mm), ``shape`` (D, H, W), ``orientation`` (axis codes of the source file),
-``flags`` (machine-readable warnings such as ``"windowed"``) and ``notes``.
+Converters add ``source``, ``labels`` and ``lung_labels`` (the values a label or lung file
+may hold, with their names; default ``DEFAULT_LABELS`` and ``DEFAULT_LUNG_LABELS``, 0 is
+always background), and per case ``spacing`` (D, H, W mm), ``shape`` (D, H, W),
+``orientation`` (axis codes of the source file), ``flags`` (machine-readable warnings such as
+``"windowed"``) and ``notes``.
 """
 
 import dataclasses
 import json
 from pathlib import Path
 
-from tfcovseg.errors import TfcovsegError
+from tfcovseg.errors import DataError, TfcovsegError
 from tfcovseg.files import write_json
 
 MANIFEST = "dataset.json"
 DEFAULT_LABELS = {"0": "background", "1": "lesion"}
+DEFAULT_LUNG_LABELS = {"1": "right lung", "2": "left lung"}  # or 1 = lung (tfcovseg.io.cohorts)
+BACKGROUND = 0
+MASK_LABEL_FIELDS = {"label": "labels", "lung": "lung_labels"}  # mask file -> its declaration
 
 
 @dataclasses.dataclass
@@ -57,6 +62,14 @@ class Dataset:
     def labelled(self) -> list:
         return [c for c in self.cases if c.label]
 
+    def mask_labels(self, key: str) -> dict:
+        """``{value: name}`` a case's ``key`` file ("label" or "lung") may hold, background too."""
+        if key == "label":
+            declared = self.labels
+        else:
+            declared = self.extra.get("lung_labels", DEFAULT_LUNG_LABELS)
+        return {BACKGROUND: "background", **{int(value): name for value, name in declared.items()}}
+
 
 _CASE_FIELDS = {f.name for f in dataclasses.fields(Case)} - {"extra"}
 _DATASET_FIELDS = {"name", "cases", "source", "labels"}
@@ -88,11 +101,20 @@ def load_dataset(root) -> Dataset:
         known["id"] = case_id
         extra = {k: v for k, v in entry.items() if k not in _CASE_FIELDS}
         case = Case(**known, extra=extra)
+        if not (isinstance(case.flags, list) and all(isinstance(f, str) for f in case.flags)):
+            raise DataError(f"case {case_id!r}: flags must be a list of words such as "
+                            f'["windowed"], got {json.dumps(case.flags)}', manifest)
         for key in ("image", "label", "lung"):
             rel = getattr(case, key)
+            if rel is not None and not isinstance(rel, str):
+                raise DataError(f"case {case_id!r}: {key} must be a path relative to the "
+                                f"dataset folder, got {json.dumps(rel)}", manifest)
             if rel and not (root / rel).is_file():
                 raise TfcovsegError(f"case {case_id!r}: {key} file {rel} is missing", manifest)
         cases.append(case)
+    for field in MASK_LABEL_FIELDS.values():
+        if field in data:
+            _check_label_declaration(data[field], field, manifest)
     extra = {k: v for k, v in data.items() if k not in _DATASET_FIELDS}
     return Dataset(
         root=root,
@@ -127,3 +149,11 @@ def case_files(case_id: str) -> dict:
         "label": f"labels/{case_id}.nii.gz",
         "lung": f"lungs/{case_id}.nii.gz",
     }
+
+
+def _check_label_declaration(declared, field: str, manifest: Path) -> None:
+    """``labels`` / ``lung_labels`` map whole-number values (as strings) to names."""
+    if not isinstance(declared, dict) or not all(
+            isinstance(value, str) and value.isdigit() for value in declared):
+        raise DataError(f'"{field}" must map label values to names, e.g. '
+                        f'{json.dumps(DEFAULT_LABELS)}; got {json.dumps(declared)}', manifest)

@@ -14,7 +14,7 @@ import zlib
 import nibabel as nib
 import numpy as np
 
-from tfcovseg.errors import TfcovsegError
+from tfcovseg.errors import DataError, TfcovsegError
 from tfcovseg.files import atomic_path
 
 
@@ -28,12 +28,17 @@ class Volume:
     @property
     def spacing(self) -> tuple:
         """Voxel size in mm along (D, H, W)."""
-        zooms = np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0))
-        return (float(zooms[2]), float(zooms[1]), float(zooms[0]))
+        return spacing_mm(self.affine)
 
     @property
     def orientation(self) -> str:
         return "".join(nib.orientations.ornt2axcodes(self.original_ornt))
+
+
+def spacing_mm(affine) -> tuple:
+    """Voxel size in mm along (D, H, W) of a RAS+ ``[x, y, z]`` voxel-to-world affine."""
+    zooms = np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
+    return (float(zooms[2]), float(zooms[1]), float(zooms[0]))
 
 
 def load_nifti(path):
@@ -47,14 +52,23 @@ def load_nifti(path):
     return image
 
 
+def read_grid(path) -> tuple:
+    """``((D, H, W), RAS+ affine)`` of a 3D NIfTI, as ``read_volume`` gives them, from the header
+    alone (no voxel data is read)."""
+    image = load_nifti(path)
+    shape = _spatial_shape(image, path)
+    ornt = nib.orientations.io_orientation(image.affine)
+    ras_shape = np.zeros(3, int)
+    ras_shape[ornt[:, 0].astype(int)] = shape
+    affine = image.affine @ nib.orientations.inv_ornt_aff(ornt, shape)
+    return (int(ras_shape[2]), int(ras_shape[1]), int(ras_shape[0])), affine
+
+
 def read_volume(path, dtype=np.float32, check_finite: bool = True) -> Volume:
     """Read a 3D NIfTI, reoriented to RAS+, as a ``[D, H, W]`` array."""
     image = load_nifti(path)
-    shape = image.shape
-    if len(shape) == 4 and shape[3] == 1:
+    if _spatial_shape(image, path) != image.shape:  # a 4D file holding one volume
         image = image.slicer[..., 0]
-    elif len(shape) != 3:
-        raise TfcovsegError(f"expected a 3D volume, got shape {tuple(shape)}", path)
     original_ornt = nib.orientations.io_orientation(image.affine)
     canonical = nib.as_closest_canonical(image)
     try:
@@ -103,3 +117,13 @@ def _save(image, path) -> None:
     suffix = ".nii.gz" if str(path).endswith(".nii.gz") else ".nii"
     with atomic_path(path, suffix=suffix) as tmp:
         nib.save(image, str(tmp))
+
+
+def _spatial_shape(image, path) -> tuple:
+    """The ``[x, y, z]`` shape of a 3D image (or of a 4D one with a single volume)."""
+    shape = tuple(int(s) for s in image.shape)
+    if len(shape) == 4 and shape[3] == 1:
+        return shape[:3]
+    if len(shape) != 3:
+        raise DataError(f"expected a 3D volume, got shape {shape}", path)
+    return shape

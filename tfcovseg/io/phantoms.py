@@ -20,8 +20,10 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from tfcovseg.errors import ConfigError
 from tfcovseg.io.manifest import Case, Dataset, case_files, write_dataset
 from tfcovseg.io.nifti import write_volume
+from tfcovseg.settings.phantoms import MIN_SIZE
 
 AIR, FAT, SOFT_TISSUE, LUNG = -1000.0, -100.0, 40.0, -850.0
 RIB, VERTEBRA, CORTEX, VESSEL = 700.0, 400.0, 900.0, 30.0
@@ -76,9 +78,9 @@ def phantom(rng: np.random.Generator, shape=(64, 128, 128), spacing=(5.0, 2.5, 2
     (min, max), in units of half the field of view.
     """
     del spacing
+    if problem := _shape_problem(shape):
+        raise ConfigError(f"phantoms: {problem}")
     shape = tuple(int(s) for s in shape)
-    if len(shape) != 3 or min(shape) < 4:
-        raise ValueError(f"phantom shape must be 3 sizes of at least 4, got {shape}")
     z, y, x = _axes(shape)
     radii = np.array(BODY_RADII) * (1.0 + rng.uniform(-0.05, 0.05, size=2))
     body_q = ((y - BODY_CENTRE_Y) / radii[0]) ** 2 + (x / radii[1]) ** 2  # [H, W]
@@ -120,7 +122,17 @@ def synthesize_dataset(out, cases: int = 8, seed: int = 0, shape=(64, 128, 128),
 
     Case ``i`` draws from ``np.random.default_rng([seed, i])``: the same seed gives the same
     files whatever the number of cases. Images are stored as int16 HU, masks as uint8.
+    The settings are checked before anything is written.
     """
+    problems = [problem] if (problem := _shape_problem(shape)) else []
+    if cases < 1:
+        problems.append(f"cases must be at least 1, got {cases}")
+    if seed < 0:
+        problems.append(f"seed must be a whole number >= 0, got {seed}")
+    if len(spacing) != 3 or min(spacing) <= 0:
+        problems.append(f"spacing must be 3 sizes > 0 mm (D, H, W), got {tuple(spacing)}")
+    if problems:
+        raise ConfigError("phantoms: " + "; ".join(problems))
     root = Path(out)
     affine = ras_affine(shape, spacing)
     entries = []
@@ -151,6 +163,14 @@ def ras_affine(shape, spacing) -> np.ndarray:
     affine = np.diag([*zooms, 1.0])
     affine[:3, 3] = -(sizes - 1) / 2 * zooms
     return affine
+
+
+def _shape_problem(shape) -> str | None:
+    """Why ``shape`` cannot be a phantom's (not 3 sizes of at least ``MIN_SIZE``), or None."""
+    if len(shape) == 3 and min(shape) >= MIN_SIZE:
+        return None
+    return (f"shape must be 3 sizes (D, H, W) of at least {MIN_SIZE} voxels, got "
+            f"{tuple(int(s) for s in shape)}")
 
 
 def _axes(shape):

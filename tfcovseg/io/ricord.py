@@ -18,7 +18,9 @@ in no slice of the used series, and studies of the JSON without images. Rows dra
 image size than the slice's are left out with a warning.
 
 Infiltrate labels: ``DEFAULT_INFILTRATE`` (the two "Infectious" opacity labels) unless ``labels``
-names others (any of the export's label names, e.g. "Atelectasis").
+names others (any of the export's label names, e.g. "Atelectasis"; each must be in the export).
+An export whose label groups lack one of the defaults uses those it has: the missing ones are
+logged and recorded in the manifest's ``notes`` and ``annotations.missing_default_labels``.
 """
 
 import collections
@@ -31,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 
-from tfcovseg.errors import TfcovsegError
+from tfcovseg.errors import DataError, TfcovsegError
 from tfcovseg.io.converters import ConvertedCase, Source, SourceCase
 from tfcovseg.io.dicom import read_dicom_series
 
@@ -87,9 +89,25 @@ def label_ids(export: MdaiExport, names) -> set:
         by_name[name.lower()].add(label_id)
     unknown = [n for n in names if n.lower() not in by_name]
     if unknown:
-        raise TfcovsegError(f"no label {', '.join(map(repr, unknown))} in this export; its labels: "
-                            f"{', '.join(sorted(set(export.labels.values())))}", export.path)
+        raise DataError(f"no label {', '.join(map(repr, unknown))} in this export; "
+                        f"{_export_labels(export)}", export.path)
     return set().union(*(by_name[n.lower()] for n in names))
+
+
+def default_labels(export: MdaiExport) -> tuple:
+    """``(present, missing)`` names of ``DEFAULT_INFILTRATE`` in the export; none present is an
+    error, missing ones are logged."""
+    known = {name.lower() for name in export.labels.values()}
+    present = tuple(n for n in DEFAULT_INFILTRATE if n.lower() in known)
+    missing = tuple(n for n in DEFAULT_INFILTRATE if n.lower() not in known)
+    if not present:
+        raise DataError(f"none of the default infiltrate labels ({', '.join(DEFAULT_INFILTRATE)}) "
+                        f"is in this export; choose some with --label NAME; "
+                        f"{_export_labels(export)}", export.path)
+    if missing:
+        log.warning("%s: default infiltrate label(s) %s not in this export; the lesion mask uses "
+                    "%s", export.path, ", ".join(missing), ", ".join(present))
+    return present, missing
 
 
 def polygon(row: dict):
@@ -105,6 +123,10 @@ def polygon(row: dict):
     if array.ndim != 2 or array.shape[1] != 2 or not np.isfinite(array).all():
         return None
     return array
+
+
+def _export_labels(export: MdaiExport) -> str:
+    return f"its labels: {', '.join(sorted(set(export.labels.values()))) or 'none'}"
 
 
 # --- rasterisation -----------------------------------------------------------------------------
@@ -236,7 +258,7 @@ def find_ricord(src, annotations=None, labels=None) -> Source:
     """List RICORD studies in ``src`` as cases; match the MD.ai annotations to their series."""
     src = Path(src)
     export = load_mdai(annotations or _default_annotation_file(src))
-    names = tuple(labels) if labels else DEFAULT_INFILTRATE
+    names, missing = (tuple(labels), ()) if labels else default_labels(export)
     wanted = label_ids(export, names)
     series = _scan_series(src)
     studies = collections.defaultdict(list)
@@ -266,9 +288,13 @@ def find_ricord(src, annotations=None, labels=None) -> Source:
     if not cases:
         raise TfcovsegError("no DICOM series found under this folder", src)
     _warn_about(counts, export.path)
-    return Source(cases, notes=f"RICORD 1a: HU clipped to {list(HU_CLIP)}; lesion = union of "
-                               f"{', '.join(names)} over annotators.",
+    notes = (f"RICORD 1a: HU clipped to {list(HU_CLIP)}; lesion = union of {', '.join(names)} "
+             "over annotators.")
+    if missing:
+        notes += f" Default label(s) missing from the export: {', '.join(missing)}."
+    return Source(cases, notes=notes,
                   extra={"annotations": {"file": str(export.path), "labels": list(names),
+                                         "missing_default_labels": list(missing),
                                          **{k: counts[k] for k in _COUNTED}}})
 
 

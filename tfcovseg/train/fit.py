@@ -21,8 +21,8 @@ import tensorflow as tf
 from tfcovseg.data.pipeline3d import volume_dataset, whole_volume_dataset
 from tfcovseg.errors import TfcovsegError
 from tfcovseg.files import write_json, write_text
+from tfcovseg.settings.train import Stage, TrainConfig, pipeline_config
 from tfcovseg.train.callbacks import BestDiceCheckpoint, FreezeEncoder, OneCycle
-from tfcovseg.train.config import Stage, TrainConfig, pipeline_config
 from tfcovseg.train.losses import DiceCrossEntropy
 from tfcovseg.train.optimizer import FastaiAdam, base_optimizer, reset_optimizer_state
 
@@ -114,7 +114,7 @@ def _number(value) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.6g}"
 
 
-class EpochRecorder(tf.keras.callbacks.Callback):
+class RunRecorder(tf.keras.callbacks.Callback):
     """Per epoch: history row, model+optimizer checkpoint, then the state pointing to it."""
 
     def __init__(self, run_dir, config: TrainConfig, position: Position,
@@ -260,7 +260,7 @@ def fit_phases(model, config: TrainConfig, stage: Stage, dataset, split, run_dir
             OneCycle(phase.lr, phase.epochs * steps, weight_decay=phase.weight_decay,
                      **dataclasses.asdict(config.one_cycle)),
             best,
-            EpochRecorder(run_dir, config, position, best, chief),
+            RunRecorder(run_dir, config, position, best, chief),
         ]
         if phase.freeze_encoder:
             callbacks.insert(1, FreezeEncoder(phase.epochs))

@@ -7,11 +7,9 @@ BF16 alone is not enough: on this project's CPU without AMX a Conv3D training st
 """
 
 from pathlib import Path
-from typing import Literal
 
 import tensorflow as tf
 
-Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
 BF16_CPU_FLAGS = ("amx_bf16",)
 CPUINFO = Path("/proc/cpuinfo")
 

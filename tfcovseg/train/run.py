@@ -14,6 +14,7 @@ The run folder::
 
 import dataclasses
 import datetime
+import importlib.metadata
 import json
 import math
 import platform
@@ -27,11 +28,13 @@ import yaml
 
 import tfcovseg
 from tfcovseg.config import config_path, load_config, to_dict
+from tfcovseg.data.reader import check_cases
 from tfcovseg.errors import TfcovsegError
 from tfcovseg.files import write_json, write_text
 from tfcovseg.io.manifest import MANIFEST, load_dataset
 from tfcovseg.rundir import InputSpec, RunInfo, write_run_info
-from tfcovseg.train.config import DataConfig, TrainConfig
+from tfcovseg.settings.phantoms import Phantoms
+from tfcovseg.settings.train import DataConfig, TrainConfig
 from tfcovseg.train.fit import (
     Position,
     best_weights,
@@ -123,7 +126,7 @@ def training_dataset(data: DataConfig):
     if data.dataset:
         dataset = load_dataset(data.dataset)
     elif data.synth is not None:
-        dataset = synthetic_dataset(data.synth)
+        dataset = synthetic_dataset(data.synth, data.phantoms_cache)
     else:
         raise TfcovsegError("the config names no data: give --data DATASET or set data.synth")
     labelled = dataset.labelled
@@ -131,23 +134,25 @@ def training_dataset(data: DataConfig):
         raise TfcovsegError(
             f"train needs lesion labels for at least 2 cases (train + tuning); {len(labelled)} of "
             f"{len(dataset.cases)} cases have a 'label' file", dataset.root / MANIFEST)
+    check_cases(dataset, labelled)  # headers, grids, declared label values: before any file
     return dataclasses.replace(dataset, cases=labelled)
 
 
-def synthetic_dataset(synth):
-    """Phantoms in ``synth.cache_dir``, one folder per setting, generated when missing."""
+def synthetic_dataset(phantoms: Phantoms, cache: str):
+    """Phantoms in a folder of ``cache`` named by their setting, generated when missing."""
     from tfcovseg.io.phantoms import synthesize_dataset
 
-    shape = "x".join(str(s) for s in synth.shape)
-    spacing = "x".join(f"{s:g}" for s in synth.spacing)
-    lesions = "-".join(str(n) for n in synth.lesion_count) + "-r" + "-".join(f"{r:g}" for r in synth.lesion_radius)
-    folder = Path(synth.cache_dir) / f"{synth.cases}-{shape}-{spacing}mm-lesions{lesions}-seed{synth.seed}"
+    shape = "x".join(str(s) for s in phantoms.shape)
+    spacing = "x".join(f"{s:g}" for s in phantoms.spacing)
+    lesions = ("-".join(str(n) for n in phantoms.lesion_count) + "-r"
+               + "-".join(f"{r:g}" for r in phantoms.lesion_radius))
+    folder = Path(cache) / f"{phantoms.cases}-{shape}-{spacing}mm-lesions{lesions}-seed{phantoms.seed}"
     if (folder / MANIFEST).is_file():
         return load_dataset(folder)
-    print(f"writing {synth.cases} phantoms to {folder}", flush=True)
-    return synthesize_dataset(folder, cases=synth.cases, seed=synth.seed, shape=synth.shape,
-                              spacing=synth.spacing, lesion_count=synth.lesion_count,
-                              lesion_radius=synth.lesion_radius)
+    print(f"writing {phantoms.cases} phantoms to {folder}", flush=True)
+    return synthesize_dataset(folder, cases=phantoms.cases, seed=phantoms.seed, shape=phantoms.shape,
+                              spacing=phantoms.spacing, lesion_count=phantoms.lesion_count,
+                              lesion_radius=phantoms.lesion_radius)
 
 
 def make_split(dataset, data: DataConfig) -> dict:
@@ -157,9 +162,6 @@ def make_split(dataset, data: DataConfig) -> dict:
     tuning_count = max(1, math.floor(data.tuning_fraction * len(ids)))
     tuning = sorted(ids[i] for i in order[:tuning_count])
     return {"seed": data.split_seed, "train": [i for i in ids if i not in tuning], "tuning": tuning}
-
-
-SPLITS = ("train", "tuning")
 
 
 def read_split(run_dir: Path) -> dict:
@@ -178,7 +180,7 @@ def environment(precision: str, strategy: str, replicas: int) -> dict:
         "git_revision": git_revision(),
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
-        "tf_keras": tf.keras.__version__ if hasattr(tf.keras, "__version__") else None,
+        "tf_keras": importlib.metadata.version("tf-keras"),
         "numpy": np.__version__,
         "platform": platform.platform(),
         "host": platform.node(),
@@ -233,6 +235,7 @@ def next_steps(run_dir: Path, cfg: TrainConfig, dataset, split: dict, summary: d
         f"{summary['wall_seconds'] / 60:.1f} min)",
         "Next:",
         f"  tfcovseg evaluate --model {run_dir} --data {dataset.root} --split tuning",
-        f"  tfcovseg predict --model {run_dir} {example}",
+        f"  tfcovseg predict --model {run_dir} {example} "
+        f"--out {run_dir / 'predictions' / (example.name.split('.')[0] + '_lesions.nii.gz')}",
         f"  tfcovseg export --model {run_dir} --out {run_dir}/export",
     ])

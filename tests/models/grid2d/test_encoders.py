@@ -17,12 +17,12 @@ import tfcovseg  # noqa: E402, F401  (must precede TensorFlow: selects tf_keras)
 import segmentation_models as sm  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tfcovseg.bench.backbones import ENCODERS  # noqa: E402
-from tfcovseg.bench.backbones import convert  # noqa: E402
-from tfcovseg.bench.backbones.convert import convert_imagenet, load_state_dict, main  # noqa: E402
-from tfcovseg.bench.backbones.densenet import torchvision_keys  # noqa: E402
-from tfcovseg.bench.backbones.imagenet import MissingImagenetWeights, cache_path, source_url  # noqa: E402
-from tfcovseg.bench.backbones.layers import (  # noqa: E402
+from tfcovseg.models.grid2d.encoders import ENCODERS  # noqa: E402
+from tfcovseg.models.grid2d.encoders import convert  # noqa: E402
+from tfcovseg.models.grid2d.encoders.convert import convert_imagenet, load_state_dict, main  # noqa: E402
+from tfcovseg.models.grid2d.encoders.densenet import torchvision_keys  # noqa: E402
+from tfcovseg.models.grid2d.encoders.imagenet import MissingImagenetWeights, cache_path, source_url  # noqa: E402
+from tfcovseg.models.grid2d.encoders.layers import (  # noqa: E402
     ChannelSplit,
     GroupedConv2D,
     TorchMaxPooling2D,
@@ -89,7 +89,7 @@ def test_missing_imagenet_file_names_the_url_and_the_conversion_command(keras_ho
     assert str(cache_path("dpn68")).startswith(str(keras_home))
     assert str(cache_path("dpn68")) in message
     assert source_url("dpn68") in message
-    assert "python -m tfcovseg.bench.backbones.convert dpn68" in message
+    assert "python -m tfcovseg.models.grid2d.encoders.convert dpn68" in message
 
 
 def test_unreadable_weights_file_is_a_clear_error(tmp_path):

@@ -1,0 +1,1 @@
+"""The named configs (``tfcovseg train --config demo``), installed as ``tfcovseg.configs``."""
