@@ -98,7 +98,7 @@ def test_predict_passes_the_input_window_in_hu(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["predict", "--model", str(tmp_path), str(ct),
                                        "--input-window", "-1250", "250"])
     assert result.exit_code == 0, result.output
-    predict_ct.assert_called_once_with(model=str(tmp_path), input_path=str(ct), out=None,
+    predict_ct.assert_called_once_with(model_dir=str(tmp_path), input_path=str(ct), out=None,
                                        probabilities=False, lung_mask=None, overlap=None,
                                        batch_size=None, input_window=(-1250.0, 250.0))
 

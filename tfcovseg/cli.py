@@ -10,6 +10,7 @@ import click
 
 from tfcovseg import __version__, keep_tensorflow_logs
 from tfcovseg.errors import TfcovsegError
+from tfcovseg.settings.bench import ARCHS, INITS
 from tfcovseg.settings.data import EXPERIMENTS, SOURCES, PipelineKind
 from tfcovseg.settings.train import SPLITS, STRATEGIES
 
@@ -109,6 +110,22 @@ def convert_imagenet(name, state_dict, out):
     click.echo(f"wrote {convert_or_fetch(name, state_dict, out)}")
 
 
+@main.command("convert-grid")
+@click.argument("source", type=click.Path(exists=True))
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Bench folder the cells are written into (default: bench_out/released).")
+@click.option("--experiment", type=click.Choice(EXPERIMENTS), help="Instead of the file name's.")
+@click.option("--arch", type=click.Choice(ARCHS), help="Instead of the file name's.")
+@click.option("--encoder", help="smp's encoder name, instead of the file name's.")
+@click.option("--init", type=click.Choice(INITS), help="Instead of the file name's.")
+def convert_grid(source, out, experiment, arch, encoder, init):
+    """Convert the authors' released 2D models (a .pt file or a folder of them) into bench cells."""
+    from tfcovseg.bench.released import convert_grid as convert
+
+    results = convert(source, out, experiment=experiment, arch=arch, encoder=encoder, init=init)
+    click.echo(f"wrote {len(results)} cell(s): {', '.join(p.stem for p in results)}")
+
+
 @main.command()
 @click.argument("dataset", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", default="preview.png", show_default=True, type=click.Path(dir_okay=False))
@@ -185,7 +202,7 @@ def evaluate(model, data, config, out, predictions, tolerance, overlap, batch_si
     """
     from tfcovseg.infer.evaluate import evaluate_configured
 
-    evaluate_configured(config=config, model=model, predictions=predictions, out=out, data=data,
+    evaluate_configured(config=config, model_dir=model, predictions=predictions, out=out, data=data,
                         tolerance=tolerance, overlap=overlap, batch_size=batch_size, split=split,
                         input_window=input_window)
 
@@ -210,7 +227,7 @@ def predict(model, input_path, out, probabilities, lung_mask, overlap, batch_siz
     """
     from tfcovseg.infer.predict import predict_ct
 
-    predict_ct(model=model, input_path=input_path, out=out, probabilities=probabilities,
+    predict_ct(model_dir=model, input_path=input_path, out=out, probabilities=probabilities,
                lung_mask=lung_mask, overlap=overlap, batch_size=batch_size,
                input_window=input_window)
 
@@ -224,7 +241,7 @@ def export(model, out, version):
     """Export a SavedModel for TF Serving (raw HU in, lesion probabilities out)."""
     from tfcovseg.infer.export import export_savedmodel
 
-    export_savedmodel(model=model, out=out, version=version)
+    export_savedmodel(model_dir=model, out=out, version=version)
 
 
 @main.group(invoke_without_command=True)

@@ -5,16 +5,16 @@ import pytest
 from standins import sphere_ct, tiny_unet
 
 from tfcovseg.io.nifti import write_volume
-from tfcovseg.rundir import InputSpec, RunInfo, write_run_info
+from tfcovseg.rundir import InputSpec, RunFolder, RunInfo
 from tfcovseg.settings.data import Intensity
 
 
 @pytest.fixture
 def make_run(tmp_path, monkeypatch):
-    """Write a run folder for a stand-in model; ``load_model`` rebuilds it through unet3d."""
-    import tfcovseg.models
+    """Write a run folder for a stand-in model; ``load_run_model`` rebuilds it through unet3d."""
+    import tfcovseg.models.runs
 
-    monkeypatch.setattr(tfcovseg.models, "unet3d", tiny_unet, raising=False)
+    monkeypatch.setattr(tfcovseg.models.runs, "unet3d", tiny_unet)
 
     def make(mode="resize", size=(8, 16, 16), pointwise=False, clip=(-1000.0, 500.0)):
         run = tmp_path / f"run-{mode}-{int(pointwise)}"
@@ -22,7 +22,7 @@ def make_run(tmp_path, monkeypatch):
         (run / "checkpoints").mkdir(parents=True)
         tiny_unet(**kwargs).save_weights(str(run / "checkpoints" / "best.weights.h5"))
         spec = InputSpec(mode=mode, size=size, intensity=Intensity(clip=clip))
-        write_run_info(run, RunInfo(model=kwargs, input=spec))
+        RunFolder(run).write_info(RunInfo(model=kwargs, input=spec))
         return run
 
     return make

@@ -63,7 +63,7 @@ def test_tolerance_option_changes_nsd(phantom_dataset, tmp_path):
 
 def test_model_run_is_evaluated_on_the_label_grid(phantom_dataset, make_run, tmp_path):
     run = make_run()
-    summary = evaluate(model=run, data=phantom_dataset.root)
+    summary = evaluate(model_dir=run, data=phantom_dataset.root)
     out = run / "evaluation" / phantom_dataset.name
     for case in phantom_dataset.labelled:
         mask = nib.load(str(out / "predictions" / f"{case.id}.nii.gz"))
@@ -79,14 +79,14 @@ def test_split_scores_only_that_part_of_the_runs_saved_split(phantom_dataset, ma
     run = make_run()
     ids = [case.id for case in phantom_dataset.cases]
     (run / "split.json").write_text(json.dumps({"seed": 0, "train": ids[1:], "tuning": ids[:1]}))
-    evaluate(model=run, data=phantom_dataset.root, split="tuning")
+    evaluate(model_dir=run, data=phantom_dataset.root, split="tuning")
     rows = read_rows(run / "evaluation" / f"{phantom_dataset.name}-tuning" / "cases.csv")
     assert [row["id"] for row in rows] == ids[:1]
     (run / "split.json").write_text(json.dumps({"train": ids, "tuning": ["not_in_the_data"]}))
     with pytest.raises(TfcovsegError, match="1 of the run's 1 tuning cases are not labelled"):
-        evaluate(model=run, data=phantom_dataset.root, split="tuning")
+        evaluate(model_dir=run, data=phantom_dataset.root, split="tuning")
     with pytest.raises(TfcovsegError, match="split must be one of train, tuning"):
-        evaluate(model=run, data=phantom_dataset.root, split="test")
+        evaluate(model_dir=run, data=phantom_dataset.root, split="test")
 
 
 def test_cases_of_one_patient_are_averaged_first():
@@ -125,7 +125,7 @@ def test_model_and_predictions_are_mutually_exclusive(phantom_dataset, tmp_path)
     with pytest.raises(TfcovsegError, match="either --model"):
         evaluate(data=phantom_dataset.root)
     with pytest.raises(TfcovsegError, match="either --model"):
-        evaluate(model=tmp_path, predictions=tmp_path, data=phantom_dataset.root)
+        evaluate(model_dir=tmp_path, predictions=tmp_path, data=phantom_dataset.root)
 
 
 def test_an_export_is_evaluated_like_a_run(phantom_dataset, tmp_path):
@@ -136,7 +136,7 @@ def test_an_export_is_evaluated_like_a_run(phantom_dataset, tmp_path):
 
     export_dir = tmp_path / "export"
     export_keras_model(tiny_unet(), InputSpec(size=(8, 16, 16)), export_dir)
-    summary = evaluate(model=export_dir, data=phantom_dataset.root)
+    summary = evaluate(model_dir=export_dir, data=phantom_dataset.root)
     assert (export_dir / "evaluation" / phantom_dataset.name / "cases.csv").is_file()
     assert summary[0]["n"] + summary[0]["excluded"] == len(phantom_dataset.labelled)
 
@@ -183,10 +183,10 @@ def test_a_case_flagged_windowed_is_refused_unless_its_window_is_given(windowed_
     run = make_run(pointwise=True)
     with pytest.raises(DataError, match="case 'w0' is flagged windowed in dataset.json: .* "
                        r"not in HU; declare the window .* --input-window LOW HIGH \(HU\)") as err:
-        evaluate(model=run, data=windowed_dataset.root)
+        evaluate(model_dir=run, data=windowed_dataset.root)
     assert err.value.path == str(windowed_dataset.path("images/w0.nii.gz"))
     assert not (run / "evaluation").exists()
-    summary = evaluate(model=run, data=windowed_dataset.root, input_window=MA_WINDOW)
+    summary = evaluate(model_dir=run, data=windowed_dataset.root, input_window=MA_WINDOW)
     assert {row["metric"]: row for row in summary}["dice"]["lowest"] > 0.9
 
 
@@ -197,7 +197,7 @@ def test_a_case_flagged_not_hu_is_refused(phantom_dataset, make_run, tmp_path):
     manifest["cases"][1]["flags"] = ["not_hu"]
     (root / "dataset.json").write_text(json.dumps(manifest))
     with pytest.raises(DataError, match="case 'phantoms_001' is flagged not_hu"):
-        evaluate(model=make_run(), data=root, input_window=MA_WINDOW)
+        evaluate(model_dir=make_run(), data=root, input_window=MA_WINDOW)
 
 
 def test_a_label_with_undeclared_values_is_refused_before_any_prediction(phantom_dataset,
@@ -210,7 +210,7 @@ def test_a_label_with_undeclared_values_is_refused_before_any_prediction(phantom
     run = make_run()
     with pytest.raises(DataError, match="case 'phantoms_003': label values 2 are not declared "
                        'in dataset.json "labels"') as err:
-        evaluate(model=run, data=root)
+        evaluate(model_dir=run, data=root)
     assert err.value.path == str(last)
     assert not (run / "evaluation").exists()
 
@@ -231,4 +231,4 @@ def test_options_that_cannot_apply_are_refused(phantom_dataset, tmp_path, option
 
 def test_sliding_window_settings_are_refused_before_the_model_loads(phantom_dataset, tmp_path):
     with pytest.raises(ConfigError, match="batch size must be a whole number of windows >= 1"):
-        evaluate(model=tmp_path / "no-model-here", data=phantom_dataset.root, batch_size=0)
+        evaluate(model_dir=tmp_path / "no-model-here", data=phantom_dataset.root, batch_size=0)

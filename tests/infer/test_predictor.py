@@ -10,10 +10,10 @@ from tfcovseg.infer.predictor import (
     EXPORT_FILE,
     EXPORT_KIND,
     keras_predictor,
-    lesion_mask,
     load_predictor,
 )
 from tfcovseg.metrics import dice
+from tfcovseg.models.sliding_window import lesion_mask
 from tfcovseg.rundir import InputSpec
 from tfcovseg.settings.data import Intensity
 

@@ -43,4 +43,4 @@ def test_synth_train_evaluate_predict_export(tmp_path):
     export = tmp_path / "export"
     invoke("export", "--model", run, "--out", export)
     assert (export / "1" / "saved_model.pb").is_file()
-    assert json.loads((export / "1" / "tfcovseg_export.json").read_text())["input"]["size"] == [16, 32, 32]
+    assert json.loads((export / "tfcovseg_export.json").read_text())["input"]["size"] == [16, 32, 32]

@@ -29,7 +29,6 @@ Outputs (written atomically into ``OUT``, default ``RUN_DIR/evaluation/<dataset>
 """
 
 import csv
-import dataclasses
 import io
 import math
 from pathlib import Path
@@ -37,14 +36,16 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from tfcovseg.config import bounded, config_path, load_config, to_dict
+from tfcovseg.config import config_path, load_config, to_dict
 from tfcovseg.errors import ConfigError, DataError, TfcovsegError
 from tfcovseg.files import write_text
-from tfcovseg.infer import GRID_TOLERANCE_MM, check_sliding_window
+from tfcovseg.infer import GRID_TOLERANCE_MM
 from tfcovseg.io.checks import check_case, check_mask_values, check_window, ct_in_hu
 from tfcovseg.io.manifest import MANIFEST, load_dataset
 from tfcovseg.io.nifti import load_nifti, read_volume, save_image, to_source_grid
 from tfcovseg.metrics import LESION_TOLERANCE_MM, dice, surface_dice
+from tfcovseg.rundir import RunFolder
+from tfcovseg.settings.inference import EvaluateConfig, check_sliding_window
 from tfcovseg.settings.train import SPLITS
 
 LESION_LABEL = 1  # Ma et al.: gt == 1 and seg == 1
@@ -54,34 +55,20 @@ MM3_PER_ML = 1000.0
 CASE_FIELDS = ["id", "patient", "dice", "nsd", "label_ml", "prediction_ml", "note"]
 
 
-@dataclasses.dataclass
-class EvaluateConfig:
-    """An evaluation setting (``configs/mosmed_eval.yaml``): ``evaluate``'s keyword arguments."""
-
-    data: str | None = None
-    tolerance: float = bounded(LESION_TOLERANCE_MM, low=0.0, low_open=True)  # NSD, mm
-    # sliding window of patch-mode models; None: 0.5 and 1 for a run, as exported for an export
-    overlap: float | None = bounded(None, low=0.0, high=1.0, high_open=True)
-    batch_size: int | None = bounded(None, low=1)
-    input_window: tuple[float, float] | None = None  # HU window of images rescaled to 0..255
-
-
-def evaluate_configured(config=None, model=None, predictions=None, out=None, **options) -> list:
+def evaluate_configured(config=None, model_dir=None, predictions=None, out=None, **options) -> list:
     """``evaluate`` with settings from an evaluation config, overridden by given ``options``."""
     settings = to_dict(load_config(EvaluateConfig, config_path(config))) if config else {}
     settings.update({key: value for key, value in options.items() if value is not None})
-    return evaluate(model=model, predictions=predictions, out=out, **settings)
+    return evaluate(model_dir=model_dir, predictions=predictions, out=out, **settings)
 
 
 def split_cases(cases: list, run_dir, split: str, data_root) -> list:
     """The ``cases`` in part ``split`` of training run ``run_dir``'s saved train/tuning split."""
-    from tfcovseg.train.run import read_split
-
     if split not in SPLITS:
         raise TfcovsegError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     if run_dir is None:
         raise TfcovsegError("--split needs --model to be the training run's folder")
-    ids = set(read_split(Path(run_dir))[split])
+    ids = set(RunFolder(run_dir).read_split()[split])
     chosen = [case for case in cases if case.id in ids]
     if len(chosen) != len(ids):
         raise TfcovsegError(f"{len(ids) - len(chosen)} of the run's {len(ids)} {split} cases are "
@@ -183,21 +170,24 @@ def summary_markdown(summary: list, title: str, tolerance_mm: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def evaluate(model=None, data=None, out=None, predictions=None, tolerance=None,
+def evaluate(model_dir=None, data=None, out=None, predictions=None, tolerance=None,
              overlap=None, batch_size=None, split=None, input_window=None) -> list:
     """Score a model (run folder or export) or a folder of predictions on a dataset's labels.
 
     ``split`` ("train" or "tuning"): only the cases of that part of the run's saved split
-    (``--model`` must then be the training run's folder, ``data`` its dataset).
+    (``model_dir`` must then be the training run's folder; ``data`` defaults to the dataset the
+    run trained on, as its run.json records).
     ``overlap``, ``batch_size``: the sliding window (``load_predictor``; None: its defaults).
     ``input_window`` (low, high HU): the window the images were cut from before they were
     rescaled to 0..255 (``--model`` only; see the module docstring).
     """
-    if (model is None) == (predictions is None):
+    if (model_dir is None) == (predictions is None):
         raise TfcovsegError("give either --model (a run or export) or --predictions (a folder)")
+    if data is None and split is not None and model_dir is not None:
+        data = RunFolder(model_dir).trained_dataset()
     if data is None:
         raise TfcovsegError("--data (a prepared dataset) is required")
-    if model is None and input_window is not None:
+    if model_dir is None and input_window is not None:
         raise ConfigError("--input-window is for images predicted with --model, not for "
                           "--predictions")
     check_sliding_window(overlap, batch_size)
@@ -205,17 +195,17 @@ def evaluate(model=None, data=None, out=None, predictions=None, tolerance=None,
     if not tolerance_mm > 0:
         raise ConfigError(f"the NSD tolerance must be a positive number of mm, got {tolerance:g}")
     dataset = load_dataset(data)
-    cases = _cases_to_score(dataset, model, split, input_window)
-    source = Path(model if model is not None else predictions)
+    cases = _cases_to_score(dataset, model_dir, split, input_window)
+    source = Path(model_dir if model_dir is not None else predictions)
     name = dataset.name if split is None else f"{dataset.name}-{split}"
     out = Path(out) if out else (
-        source / "evaluation" / name if model is not None else source / "evaluation"
+        source / "evaluation" / name if model_dir is not None else source / "evaluation"
     )
     predictor = None
-    if model is not None:
+    if model_dir is not None:
         from tfcovseg.infer.predictor import load_predictor
 
-        predictor = load_predictor(model, overlap=overlap, batch_size=batch_size)
+        predictor = load_predictor(model_dir, overlap=overlap, batch_size=batch_size)
 
     rows = []
     for case in cases:
@@ -245,17 +235,17 @@ def evaluate(model=None, data=None, out=None, predictions=None, tolerance=None,
     return summary
 
 
-def _cases_to_score(dataset, model, split, window) -> list:
+def _cases_to_score(dataset, model_dir, split, window) -> list:
     """The labelled cases (of the run's ``split``), all checked before anything is predicted:
     their files (``check_case``) and, to be predicted, the manifest's intensity flags."""
     cases = dataset.labelled
     if split is not None:
-        cases = split_cases(cases, model, split, dataset.root)
+        cases = split_cases(cases, model_dir, split, dataset.root)
     if not cases:
         raise TfcovsegError("the dataset has no labelled cases to evaluate", dataset.root)
     for case in cases:
         check_case(dataset, case, ("image", "label"))
-    if model is not None:
+    if model_dir is not None:
         _check_flagged_intensities(dataset, cases, window)
     return cases
 
@@ -275,7 +265,7 @@ def _check_flagged_intensities(dataset, cases: list, window) -> None:
 
 
 def _predicted_image(predictor, image_path, out_path, window) -> nib.Nifti1Image:
-    from tfcovseg.infer.predictor import lesion_mask  # TensorFlow only when a model is scored
+    from tfcovseg.models.sliding_window import lesion_mask  # TensorFlow only when a model is scored
 
     volume = read_volume(image_path)
     mask = lesion_mask(predictor(ct_in_hu(volume.array, image_path, window))).astype(np.uint8)

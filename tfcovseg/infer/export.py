@@ -36,7 +36,6 @@ import tfcovseg
 from tfcovseg.config import to_dict
 from tfcovseg.errors import TfcovsegError
 from tfcovseg.files import atomic_dir, write_json
-from tfcovseg.infer import DEFAULT_OVERLAP, check_sliding_window
 from tfcovseg.infer.predictor import (
     EXPORT_FILE,
     EXPORT_KIND,
@@ -45,7 +44,9 @@ from tfcovseg.infer.predictor import (
     SIGNATURE_OUTPUT,
     lesion_probabilities,
 )
-from tfcovseg.rundir import InputSpec, load_model, read_run_info
+from tfcovseg.models.runs import load_run_model
+from tfcovseg.rundir import InputSpec, RunFolder
+from tfcovseg.settings.inference import DEFAULT_OVERLAP, check_sliding_window
 
 
 class ServingModule(tf.Module):
@@ -101,12 +102,12 @@ def _export_info(spec: InputSpec, run, overlap: float, batch_size: int) -> dict:
     }
 
 
-def export_savedmodel(model, out, version: int = 1) -> Path:
-    """Export the run folder ``model`` for TF Serving as ``out/<version>/``."""
-    read_run_info(model)  # refuse a folder that is not a run before the slow model build
+def export_savedmodel(model_dir, out, version: int = 1) -> Path:
+    """Export the training run in ``model_dir`` for TF Serving as ``out/<version>/``."""
+    RunFolder(model_dir).read_info()  # refuse a folder that is not a run before the slow build
     new_version_dir(out, version)
-    keras_model, info = load_model(model)
-    target = export_keras_model(keras_model, info.input, out, version, run=model)
+    keras_model, info = load_run_model(model_dir)
+    target = export_keras_model(keras_model, info.input, out, version, run=model_dir)
     print(f"SavedModel written to {target}")
     print(f"  check:  saved_model_cli show --dir {target} --tag_set serve "
           f"--signature_def {SIGNATURE}")

@@ -30,13 +30,15 @@ import numpy as np
 
 from tfcovseg.errors import ConfigError, TfcovsegError
 from tfcovseg.files import write_json
-from tfcovseg.infer import GRID_TOLERANCE_MM, check_sliding_window
+from tfcovseg.infer import GRID_TOLERANCE_MM
 from tfcovseg.infer.lungs import body_midline, extract_lungs, split_sides
-from tfcovseg.infer.predictor import lesion_mask, load_predictor
+from tfcovseg.infer.predictor import load_predictor
 from tfcovseg.infer.report import format_summary, volume_report, write_overlay_png
 from tfcovseg.io.checks import ct_in_hu
 from tfcovseg.io.manifest import MANIFEST
 from tfcovseg.io.nifti import read_volume, save_image, to_source_grid
+from tfcovseg.models.sliding_window import lesion_mask
+from tfcovseg.settings.inference import check_sliding_window
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
@@ -109,7 +111,7 @@ def read_lung_mask(path, volume) -> np.ndarray:
     return np.rint(lung.array).astype(np.int16)
 
 
-def predict_ct(model, input_path, out=None, probabilities=False, lung_mask=None,
+def predict_ct(model_dir, input_path, out=None, probabilities=False, lung_mask=None,
                overlap=None, batch_size=None, input_window=None) -> dict:
     """Predict, write the mask (and probabilities), the report JSON and PNG; return the report.
 
@@ -122,7 +124,7 @@ def predict_ct(model, input_path, out=None, probabilities=False, lung_mask=None,
     volume = read_ct(input_path)
     volume = dataclasses.replace(volume, array=ct_in_hu(volume.array, input_path, input_window))
     given_lung = None if lung_mask is None else read_lung_mask(lung_mask, volume)
-    predictor = load_predictor(model, overlap=overlap, batch_size=batch_size)
+    predictor = load_predictor(model_dir, overlap=overlap, batch_size=batch_size)
     lesion_probability = predictor(volume.array)
     lesion = lesion_mask(lesion_probability)
     save_image(to_source_grid(lesion.astype(np.uint8), volume), paths.mask)

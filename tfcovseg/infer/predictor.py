@@ -31,13 +31,15 @@ from tfcovseg.config import from_dict
 from tfcovseg.data.intensity import normalise
 from tfcovseg.errors import ConfigError, TfcovsegError
 from tfcovseg.files import read_json_of_kind
-from tfcovseg.infer import DEFAULT_OVERLAP, check_sliding_window
-from tfcovseg.infer.sliding_window import sliding_window
+from tfcovseg.models.runs import load_run_model
+from tfcovseg.models.sliding_window import (
+    sliding_window_probabilities,
+    window_probabilities,
+)
 from tfcovseg.resize import resize_linear
-from tfcovseg.rundir import RUN_FILE, InputSpec, load_model
+from tfcovseg.rundir import InputSpec, RunFolder
+from tfcovseg.settings.inference import DEFAULT_OVERLAP, check_sliding_window
 
-LESION_CLASS = 1
-THRESHOLD = 0.5
 EXPORT_FILE = "tfcovseg_export.json"
 EXPORT_KIND = "tfcovseg-export"
 SIGNATURE = "serving_default"
@@ -55,30 +57,6 @@ class Predictor:
 
     def __call__(self, volume_hu) -> np.ndarray:
         return np.asarray(self.probabilities(np.asarray(volume_hu, np.float32)), np.float32)
-
-
-def lesion_mask(probabilities) -> np.ndarray:
-    return np.asarray(probabilities) > THRESHOLD
-
-
-def window_probabilities(model, windows):
-    """Lesion probabilities of scaled ``[B, D, H, W]`` windows at the model's own size."""
-    x = windows[..., None]
-    channels = model.input_shape[-1]
-    if channels and channels > 1:  # grey repeated to the encoder's RGB channels (Bressem et al.)
-        x = tf.repeat(x, channels, axis=-1)
-    logits = tf.cast(model(x, training=False), tf.float32)
-    return tf.nn.softmax(logits, axis=-1)[..., LESION_CLASS]
-
-
-def sliding_window_probabilities(model, scaled, window, overlap=DEFAULT_OVERLAP, batch_size=1):
-    """Lesion probabilities of scaled volumes ``[B, D, H, W]`` by a sliding ``window``, per volume."""
-
-    def one_volume(volume):
-        return sliding_window(volume, lambda windows: window_probabilities(model, windows),
-                              window, overlap, batch_size)
-
-    return tf.map_fn(one_volume, scaled)
 
 
 def lesion_probabilities(model, volumes_hu, spec: InputSpec, overlap=DEFAULT_OVERLAP,
@@ -171,15 +149,15 @@ def load_predictor(path, overlap=None, batch_size=None) -> Predictor:
     """
     check_sliding_window(overlap, batch_size)
     path = Path(path)
-    if (path / RUN_FILE).is_file():
-        model, info = load_model(path)
+    if RunFolder(path).is_run():
+        model, info = load_run_model(path)
         return keras_predictor(model, info.input, DEFAULT_OVERLAP if overlap is None else overlap,
                                1 if batch_size is None else batch_size, source=str(path))
     version_dir = export_version_dir(path)
     if version_dir is not None:
         return savedmodel_predictor(version_dir, overlap, batch_size)
     raise TfcovsegError(
-        f"neither a tfcovseg run ({RUN_FILE}, written by train) nor an export "
+        f"neither a tfcovseg run ({RunFolder(path).info_file.name}, written by train) nor an export "
         f"({EXPORT_FILE}, written by export)",
         path,
     )

@@ -23,8 +23,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfcovseg.files import save_weights
-from tfcovseg.infer.predictor import lesion_mask, sliding_window_probabilities
 from tfcovseg.metrics import dice
+from tfcovseg.models.sliding_window import lesion_mask, sliding_window_probabilities
 from tfcovseg.train.optimizer import base_optimizer
 
 LESION = 1

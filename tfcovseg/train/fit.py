@@ -7,44 +7,20 @@ moment leaves a complete one) and, when the tuning Dice improved, the stage's be
 per stage); a resumed run continues from there with the same one-cycle position.
 """
 
-import csv
 import dataclasses
-import io
-import json
 import math
 import shutil
 import time
-from pathlib import Path
 
 import tensorflow as tf
 
 from tfcovseg.data.pipeline3d import volume_dataset, whole_volume_dataset
 from tfcovseg.errors import TfcovsegError
-from tfcovseg.files import write_json, write_text
+from tfcovseg.rundir import Position, RunFolder
 from tfcovseg.settings.train import Stage, TrainConfig, pipeline_config
 from tfcovseg.train.callbacks import BestDiceCheckpoint, FreezeEncoder, OneCycle
 from tfcovseg.train.losses import DiceCrossEntropy
 from tfcovseg.train.optimizer import FastaiAdam, base_optimizer, reset_optimizer_state
-
-CHECKPOINTS = "checkpoints"
-STATE_FILE = f"{CHECKPOINTS}/state.json"
-HISTORY_FILE = "history.csv"
-HISTORY_COLUMNS = ("stage", "phase", "epoch", "lr", "loss", "val_loss", "val_dice", "seconds")
-LAST_PREFIX = "last-"
-
-
-@dataclasses.dataclass
-class Position:
-    """The next epoch to train: ``epoch`` epochs of phase ``phase`` of stage ``stage`` are done."""
-
-    stage: int = 0
-    phase: int = 0
-    epoch: int = 0
-    best: dict = dataclasses.field(default_factory=dict)  # best_key() -> best tuning Dice
-    checkpoint: str | None = None  # folder (relative to the run) of the last checkpoint
-
-    def done(self, config: TrainConfig) -> bool:
-        return self.stage >= len(config.stages)
 
 
 def best_key(config: TrainConfig, stage: Stage, phase: int) -> str:
@@ -52,28 +28,13 @@ def best_key(config: TrainConfig, stage: Stage, phase: int) -> str:
     return f"{stage.name}/{phase + 1}" if config.checkpoint.best_of == "session" else stage.name
 
 
+def done(config: TrainConfig, position: Position) -> bool:
+    return position.stage >= len(config.stages)
+
+
 def stage_best(config: TrainConfig, stage: Stage, position: Position) -> float | None:
     """The tuning Dice of the weights a stage hands on: its last session's (or the stage's) best."""
     return position.best.get(best_key(config, stage, len(stage.phases) - 1))
-
-
-def best_weights(stage: Stage) -> str:
-    """A stage's best weights (HDF5, weights only), relative to the run folder."""
-    return f"{CHECKPOINTS}/{stage.name}.best.h5"
-
-
-def read_position(run_dir) -> Position:
-    path = Path(run_dir) / STATE_FILE
-    if not path.is_file():
-        return Position()
-    try:
-        return Position(**json.loads(path.read_text()))
-    except (json.JSONDecodeError, TypeError) as err:
-        raise TfcovsegError(f"corrupt training state ({err})", path) from None
-
-
-def write_position(run_dir, position: Position) -> None:
-    write_json(Path(run_dir) / STATE_FILE, dataclasses.asdict(position))
 
 
 def stage_epoch(stage: Stage, phase: int, epoch: int) -> int:
@@ -81,22 +42,7 @@ def stage_epoch(stage: Stage, phase: int, epoch: int) -> int:
     return sum(p.epochs for p in stage.phases[:phase]) + epoch
 
 
-def read_history(run_dir) -> list:
-    path = Path(run_dir) / HISTORY_FILE
-    if not path.is_file():
-        return []
-    return list(csv.DictReader(io.StringIO(path.read_text())))
-
-
-def write_history(run_dir, rows: list) -> None:
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(Path(run_dir) / HISTORY_FILE, text.getvalue())
-
-
-def trim_history(run_dir, config: TrainConfig, position: Position) -> None:
+def trim_history(run: RunFolder, config: TrainConfig, position: Position) -> None:
     """Drop rows of epochs after ``position`` (trained, then lost with the killed process)."""
     names = [s.name for s in config.stages]
 
@@ -107,7 +53,7 @@ def trim_history(run_dir, config: TrainConfig, position: Position) -> None:
         limit = stage_epoch(config.stages[index], position.phase, position.epoch)
         return int(row["epoch"]) <= limit
 
-    write_history(run_dir, [row for row in read_history(run_dir) if kept(row)])
+    run.write_history([row for row in run.read_history() if kept(row)])
 
 
 def _number(value) -> str:
@@ -117,10 +63,10 @@ def _number(value) -> str:
 class RunRecorder(tf.keras.callbacks.Callback):
     """Per epoch: history row, model+optimizer checkpoint, then the state pointing to it."""
 
-    def __init__(self, run_dir, config: TrainConfig, position: Position,
+    def __init__(self, run: RunFolder, config: TrainConfig, position: Position,
                  best: BestDiceCheckpoint, chief: bool = True):
         super().__init__()
-        self.run_dir = Path(run_dir)
+        self.run = run
         self.config = config
         self.position = position
         self.best = best
@@ -138,29 +84,29 @@ class RunRecorder(tf.keras.callbacks.Callback):
                "epoch": stage_epoch(stage, position.phase, epoch + 1),
                "seconds": f"{time.time() - self._started:.1f}"}
         row.update({k: _number(logs.get(k)) for k in ("lr", "loss", "val_loss", "val_dice")})
-        folder = f"{CHECKPOINTS}/{LAST_PREFIX}{stage.name}-p{position.phase + 1}-e{epoch + 1}"
+        folder = self.run.last_checkpoint(stage.name, position.phase + 1, epoch + 1)
         self.save_checkpoint(folder)
         if self.best.best is not None:
             position.best[best_key(self.config, stage, position.phase)] = self.best.best
         position.epoch, previous, position.checkpoint = epoch + 1, position.checkpoint, folder
         if self.chief:
-            write_history(self.run_dir, read_history(self.run_dir) + [row])
-            write_position(self.run_dir, position)
+            self.run.write_history(self.run.read_history() + [row])
+            self.run.write_position(position)
             if previous and previous != folder:
-                shutil.rmtree(self.run_dir / previous, ignore_errors=True)
+                shutil.rmtree(self.run.root / previous, ignore_errors=True)
 
     def save_checkpoint(self, folder: str) -> None:
         # Workers other than the chief must take part in saving too; their copy is thrown away.
-        target = self.run_dir / folder if self.chief else Path(self.run_dir) / ".worker-tmp"
+        target = self.run.root / (folder if self.chief else ".worker-tmp")
         checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.model.optimizer)
         checkpoint.write(str(target / "ckpt"))
         if not self.chief:
             shutil.rmtree(target, ignore_errors=True)
 
 
-def restore_checkpoint(model, run_dir, folder: str) -> None:
+def restore_checkpoint(model, run: RunFolder, folder: str) -> None:
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
-    prefix = Path(run_dir) / folder / "ckpt"
+    prefix = run.root / folder / "ckpt"
     try:
         checkpoint.read(str(prefix)).assert_existing_objects_matched()
     except (tf.errors.NotFoundError, AssertionError, ValueError) as err:
@@ -217,34 +163,33 @@ def stage_data(dataset, split: dict, config: TrainConfig, stage: Stage, seed: in
     return train, tuning, math.ceil(samples / stage.batch_size)
 
 
-def fit_stages(config: TrainConfig, dataset, split: dict, run_dir, strategy, position: Position,
+def fit_stages(config: TrainConfig, dataset, split: dict, run: RunFolder, strategy, position: Position,
                chief: bool = True, on_stage_start=None) -> Position:
     """Train every stage from ``position`` on; returns the final position.
 
     ``on_stage_start(stage)`` runs before a stage trains (the run writes run.json there).
     """
-    run_dir = Path(run_dir)
-    while not position.done(config):
+    while not done(config, position):
         stage = config.stages[position.stage]
         if on_stage_start is not None:
             on_stage_start(stage)
         model = build_model(config, strategy)
         if position.checkpoint and (position.phase or position.epoch):
-            restore_checkpoint(model, run_dir, position.checkpoint)
+            restore_checkpoint(model, run, position.checkpoint)
             if not position.epoch:  # a finished phase ended on its best weights
-                model.load_weights(str(run_dir / best_weights(stage)))
+                model.load_weights(str(run.root / run.best_weights(stage.name)))
         elif position.stage > 0:
             previous = config.stages[position.stage - 1]
-            model.load_weights(str(run_dir / best_weights(previous)))
-        fit_phases(model, config, stage, dataset, split, run_dir, position, chief)
+            model.load_weights(str(run.root / run.best_weights(previous.name)))
+        fit_phases(model, config, stage, dataset, split, run, position, chief)
         position = dataclasses.replace(position, stage=position.stage + 1, phase=0, epoch=0)
         if chief:
-            write_position(run_dir, position)
+            run.write_position(position)
         tf.keras.backend.clear_session()
     return position
 
 
-def fit_phases(model, config: TrainConfig, stage: Stage, dataset, split, run_dir,
+def fit_phases(model, config: TrainConfig, stage: Stage, dataset, split, run: RunFolder,
                position: Position, chief: bool) -> None:
     train, tuning, steps = stage_data(dataset, split, config, stage, config.seed + position.stage)
     loss = dice_cross_entropy(config)
@@ -252,7 +197,7 @@ def fit_phases(model, config: TrainConfig, stage: Stage, dataset, split, run_dir
         phase = stage.phases[position.phase]
         if position.epoch == 0 and freeze_changes(config, stage, position.phase):
             reset_optimizer_state(model.optimizer)
-        best = BestDiceCheckpoint(tuning, run_dir / best_weights(stage), loss=loss,
+        best = BestDiceCheckpoint(tuning, run.root / run.best_weights(stage.name), loss=loss,
                                   best=position.best.get(best_key(config, stage, position.phase)),
                                   verbose=False, metric=config.checkpoint.metric,
                                   window=stage.patch_size if stage.mode == "patch" else None)
@@ -260,13 +205,13 @@ def fit_phases(model, config: TrainConfig, stage: Stage, dataset, split, run_dir
             OneCycle(phase.lr, phase.epochs * steps, weight_decay=phase.weight_decay,
                      **dataclasses.asdict(config.one_cycle)),
             best,
-            RunRecorder(run_dir, config, position, best, chief),
+            RunRecorder(run, config, position, best, chief),
         ]
         if phase.freeze_encoder:
             callbacks.insert(1, FreezeEncoder(phase.epochs))
         if config.tensorboard and chief:
             callbacks.append(tf.keras.callbacks.TensorBoard(
-                str(run_dir / "tensorboard" / stage.name), update_freq="epoch"))
+                str(run.tensorboard / stage.name), update_freq="epoch"))
         print(f"{stage.name}, phase {position.phase + 1}/{len(stage.phases)}: {phase.epochs} "
               f"epochs at lr {phase.lr:g}{' (encoder frozen)' if phase.freeze_encoder else ''}, "
               f"{steps} steps of batch {stage.batch_size} at {stage.mode} {list(stage.size)}",
@@ -275,7 +220,7 @@ def fit_phases(model, config: TrainConfig, stage: Stage, dataset, split, run_dir
                   callbacks=callbacks, verbose=1 if chief else 0)
         position.phase, position.epoch = position.phase + 1, 0
         if chief:
-            write_position(run_dir, position)
+            run.write_position(position)
 
 
 def freeze_changes(config: TrainConfig, stage: Stage, phase: int) -> bool:

@@ -1,22 +1,15 @@
-"""``tfcovseg train``: a config and a dataset in, a run folder out.
+"""``tfcovseg train``: a config and a dataset in, a run folder out (its layout:
+``tfcovseg.rundir``).
 
-The run folder::
-
-    config.yaml        the resolved config (what --resume reads back)
-    environment.json   versions, git revision, device, precision, strategy
-    split.json         the seeded train/tuning split (case ids)
-    history.csv        stage, phase, epoch, lr, loss, val_loss, val_dice, seconds
-    checkpoints/       <stage>.best.h5 (weights), last-*/ (weights + optimizer), state.json
-    tensorboard/       TensorBoard logs per stage
-    summary.json       best tuning Dice per stage, wall time
-    run.json           what predict/evaluate/export load (tfcovseg.rundir)
+Everything is checked before the run folder is made: the config at load, the dataset's files,
+grids and label values (``check_cases``).
 """
 
 import dataclasses
 import datetime
 import importlib.metadata
-import json
 import math
+import os
 import platform
 import subprocess
 import sys
@@ -32,23 +25,11 @@ from tfcovseg.data.reader import check_cases
 from tfcovseg.errors import TfcovsegError
 from tfcovseg.files import write_json, write_text
 from tfcovseg.io.manifest import MANIFEST, load_dataset
-from tfcovseg.rundir import InputSpec, RunInfo, write_run_info
+from tfcovseg.rundir import InputSpec, Position, RunFolder, RunInfo
 from tfcovseg.settings.phantoms import Phantoms
 from tfcovseg.settings.train import DataConfig, TrainConfig
-from tfcovseg.train.fit import (
-    Position,
-    best_weights,
-    fit_stages,
-    model_kwargs,
-    read_position,
-    stage_best,
-    trim_history,
-)
+from tfcovseg.train.fit import done, fit_stages, model_kwargs, stage_best, trim_history
 
-CONFIG_FILE = "config.yaml"
-SPLIT_FILE = "split.json"
-SUMMARY_FILE = "summary.json"
-ENVIRONMENT_FILE = "environment.json"
 REPO = Path(__file__).resolve().parent.parent.parent
 
 
@@ -60,25 +41,26 @@ def train(config="demo", data=None, out=None, resume=None, strategy=None, overri
     completed epoch, with the config stored there (overrides still apply).
     """
     if resume:
-        run_dir = Path(resume)
-        if not (run_dir / CONFIG_FILE).is_file():
-            raise TfcovsegError(f"cannot resume: no {CONFIG_FILE} (not a training run)", run_dir)
-        cfg = load_config(TrainConfig, run_dir / CONFIG_FILE, overrides)
+        run = RunFolder(resume)
+        if not run.config.is_file():
+            raise TfcovsegError(f"cannot resume: no {run.config.name} (not a training run)",
+                                run.root)
+        cfg = load_config(TrainConfig, run.config, overrides)
     else:
         path = config_path(config)
         cfg = load_config(TrainConfig, path, overrides)
-        run_dir = Path(out or cfg.out or default_run_dir(path.stem))
-        if (run_dir / CONFIG_FILE).exists():
+        run = RunFolder(out or cfg.out or default_run_dir(path.stem))
+        if run.config.exists():
             raise TfcovsegError("already holds a training run: use --resume or another --out",
-                                run_dir)
+                                run.root)
     if data:
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset=str(data)))
     if strategy:
         cfg = dataclasses.replace(cfg, strategy=strategy)
-    return run_training(cfg, run_dir, resume=bool(resume))
+    return run_training(cfg, run, resume=bool(resume)).root
 
 
-def run_training(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
+def run_training(cfg: TrainConfig, run: RunFolder, resume: bool = False) -> RunFolder:
     from tfcovseg.train.precision import set_precision
     from tfcovseg.train.strategy import is_chief, make_strategy, resolve_strategy_name
 
@@ -87,33 +69,35 @@ def run_training(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> Path:
     strategy = make_strategy(strategy_name)  # before other TensorFlow work (multiworker)
     chief = is_chief(strategy)
     precision = set_precision(cfg.precision)
+    print(f"tfcovseg train on {describe_devices(precision, strategy_name, strategy)}", flush=True)
     dataset = training_dataset(cfg.data)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    split = read_split(run_dir) if resume else make_split(dataset, cfg.data)
-    position = read_position(run_dir) if resume else Position()
+    run.root.mkdir(parents=True, exist_ok=True)
+    split = run.read_split() if resume else make_split(dataset, cfg.data)
+    position = run.read_position() if resume else Position()
     if chief:
-        write_text(run_dir / CONFIG_FILE, yaml.safe_dump(to_dict(cfg), sort_keys=False))
-        write_json(run_dir / ENVIRONMENT_FILE,
+        write_text(run.config, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        write_json(run.environment,
                    environment(precision, strategy_name, strategy.num_replicas_in_sync))
-        write_json(run_dir / SPLIT_FILE, split)
+        run.write_split(split)
+        run.copy_manifest(dataset.root / MANIFEST)
         if resume:
-            trim_history(run_dir, cfg, position)
+            trim_history(run, cfg, position)
     print(f"training {len(split['train'])} cases, tuning on {len(split['tuning'])}, from "
-          f"{dataset.root}; precision {precision}; strategy {strategy_name}; run folder {run_dir}",
-          flush=True)
+          f"{dataset.root}; run folder {run.root}", flush=True)
 
     def on_stage_start(stage):
         if chief:
             spec = InputSpec(mode=stage.mode, size=stage.size if stage.mode == "resize"
                              else stage.patch_size, intensity=cfg.data.intensity)
-            write_run_info(run_dir, RunInfo(model=model_kwargs(cfg), input=spec,
-                                            weights=best_weights(stage)))
+            run.write_info(RunInfo(model=model_kwargs(cfg), input=spec,
+                                   weights=run.best_weights(stage.name),
+                                   dataset=str(dataset.root.resolve())))
 
-    position = fit_stages(cfg, dataset, split, run_dir, strategy, position, chief, on_stage_start)
+    position = fit_stages(cfg, dataset, split, run, strategy, position, chief, on_stage_start)
     if chief:
-        summary = write_summary(run_dir, cfg, position, time.time() - started)
-        print(next_steps(run_dir, cfg, dataset, split, summary))
-    return run_dir
+        summary = write_summary(run, cfg, position, time.time() - started)
+        print(next_steps(run, cfg, dataset, split, summary))
+    return run
 
 
 def default_run_dir(name: str) -> Path:
@@ -164,14 +148,6 @@ def make_split(dataset, data: DataConfig) -> dict:
     return {"seed": data.split_seed, "train": [i for i in ids if i not in tuning], "tuning": tuning}
 
 
-def read_split(run_dir: Path) -> dict:
-    path = run_dir / SPLIT_FILE
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise TfcovsegError(f"cannot read the run's train/tuning split ({err})", path) from None
-
-
 def environment(precision: str, strategy: str, replicas: int) -> dict:
     import tensorflow as tf
 
@@ -193,6 +169,23 @@ def environment(precision: str, strategy: str, replicas: int) -> dict:
     }
 
 
+def describe_devices(precision: str, strategy_name: str, strategy) -> str:
+    """The first line a user reads: device, precision and strategy in words."""
+    import tensorflow as tf
+
+    from tfcovseg.train.precision import BF16_CPU_FLAGS, cpu_flags
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        device = f"{len(gpus)} GPU{'s' if len(gpus) > 1 else ''}"
+    else:
+        amx = "with" if set(BF16_CPU_FLAGS) <= cpu_flags() else "without"
+        device = f"the CPU ({cpu_name()}, {os.cpu_count()} cores, {amx} AMX)"
+    replicas = strategy.num_replicas_in_sync
+    return (f"{device}, {precision} precision, {strategy_name} distribution strategy "
+            f"({replicas} replica{'s' if replicas > 1 else ''})")
+
+
 def git_revision() -> str | None:
     try:
         result = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"],
@@ -212,30 +205,29 @@ def cpu_name() -> str:
     return platform.processor()
 
 
-def write_summary(run_dir: Path, cfg: TrainConfig, position: Position, seconds: float) -> dict:
-    previous = {}
-    if (run_dir / SUMMARY_FILE).is_file():
-        previous = json.loads((run_dir / SUMMARY_FILE).read_text())
-    last = cfg.stages[-1]
+def write_summary(run: RunFolder, cfg: TrainConfig, position: Position, seconds: float) -> dict:
+    previous = run.read_summary()
     summary = {
         "best_tuning_dice": {s.name: stage_best(cfg, s, position) for s in cfg.stages},
         "wall_seconds": round(previous.get("wall_seconds", 0.0) + seconds, 1),
-        "finished": position.done(cfg),
-        "weights": best_weights(last),
+        "finished": done(cfg, position),
+        "weights": run.best_weights(cfg.stages[-1].name),
     }
-    write_json(run_dir / SUMMARY_FILE, summary)
+    run.write_summary(summary)
     return summary
 
 
-def next_steps(run_dir: Path, cfg: TrainConfig, dataset, split: dict, summary: dict) -> str:
+def next_steps(run: RunFolder, cfg: TrainConfig, dataset, split: dict, summary: dict) -> str:
+    """The commands to run next; everything they write goes under the run folder."""
     dice = summary["best_tuning_dice"][cfg.stages[-1].name]
     example = dataset.path(dataset.case(split["tuning"][0]).image)
+    mask = run.predictions / f"{example.name.split('.')[0]}_lesions.nii.gz"
+    dice_text = "no finite tuning Dice" if dice is None else f"best tuning Dice {dice:.3f}"
     return "\n".join([
-        f"\nModel: {run_dir} (best tuning Dice {dice:.3f}; weights {summary['weights']}; "
+        f"\nModel: {run.root} ({dice_text}; weights {summary['weights']}; "
         f"{summary['wall_seconds'] / 60:.1f} min)",
         "Next:",
-        f"  tfcovseg evaluate --model {run_dir} --data {dataset.root} --split tuning",
-        f"  tfcovseg predict --model {run_dir} {example} "
-        f"--out {run_dir / 'predictions' / (example.name.split('.')[0] + '_lesions.nii.gz')}",
-        f"  tfcovseg export --model {run_dir} --out {run_dir}/export",
+        f"  tfcovseg evaluate --model {run.root} --split tuning",
+        f"  tfcovseg predict --model {run.root} {example} --out {mask}",
+        f"  tfcovseg export --model {run.root} --out {run.root / 'export'}",
     ])

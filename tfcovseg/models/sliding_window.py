@@ -7,14 +7,18 @@ context. The blended value at a voxel is the weighted mean over the windows that
 
 Written in TensorFlow ops with dynamic shapes, so the same function runs eagerly, inside a
 ``tf.function`` and inside the exported SavedModel (``tfcovseg.infer.export``).
+``sliding_window_probabilities`` applies a U-Net this way; training's tuning Dice of patch-mode
+runs (``tfcovseg.train.callbacks``) and prediction share it.
 """
 
 import numpy as np
 import tensorflow as tf
 
-from tfcovseg.infer import DEFAULT_OVERLAP, check_sliding_window
+from tfcovseg.settings.inference import DEFAULT_OVERLAP, check_sliding_window
 
 GAUSSIAN_SIGMA_SCALE = 1 / 8  # nnU-Net: sigma = window size / 8 along each axis
+LESION_CLASS = 1
+THRESHOLD = 0.5  # a voxel is lesion when its probability exceeds this (argmax of 2 classes)
 
 
 def gaussian_importance(window) -> np.ndarray:
@@ -80,3 +84,27 @@ def sliding_window(volume, predict_fn, window, overlap: float = DEFAULT_OVERLAP,
         weight = tf.tensor_scatter_nd_add(weight, indices, weights)
     size = tf.shape(volume)
     return (blended / weight)[: size[0], : size[1], : size[2]]
+
+
+def lesion_mask(probabilities) -> np.ndarray:
+    return np.asarray(probabilities) > THRESHOLD
+
+
+def window_probabilities(model, windows):
+    """Lesion probabilities of scaled ``[B, D, H, W]`` windows at the model's own size."""
+    x = windows[..., None]
+    channels = model.input_shape[-1]
+    if channels and channels > 1:  # grey repeated to the encoder's RGB channels (Bressem et al.)
+        x = tf.repeat(x, channels, axis=-1)
+    logits = tf.cast(model(x, training=False), tf.float32)
+    return tf.nn.softmax(logits, axis=-1)[..., LESION_CLASS]
+
+
+def sliding_window_probabilities(model, scaled, window, overlap=DEFAULT_OVERLAP, batch_size=1):
+    """Lesion probabilities of scaled volumes ``[B, D, H, W]`` by a sliding ``window``, per volume."""
+
+    def one_volume(volume):
+        return sliding_window(volume, lambda windows: window_probabilities(model, windows),
+                              window, overlap, batch_size)
+
+    return tf.map_fn(one_volume, scaled)

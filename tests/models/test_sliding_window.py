@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from tfcovseg.errors import ConfigError
-from tfcovseg.infer.sliding_window import gaussian_importance, sliding_window, window_starts
+from tfcovseg.models.sliding_window import gaussian_importance, sliding_window, window_starts
 
 
 def test_identity_model_reproduces_the_volume_after_blending():
