@@ -19,6 +19,7 @@ from tfcovseg.data.pipeline2d import slice_dataset
 from tfcovseg.data.pipeline3d import volume_dataset
 from tfcovseg.io.phantoms import synthesize_dataset
 from tfcovseg.settings.data import Pipeline2D, Pipeline3D
+from tfcovseg.settings.phantoms import Phantoms
 
 SMALL_PHANTOM = (64, 128, 128)
 LARGE_PHANTOM = (128, 256, 256)
@@ -71,8 +72,8 @@ def main():
     large = QUICK_LARGE_PHANTOM if args.quick else LARGE_PHANTOM
     with tempfile.TemporaryDirectory() as tmp:
         data = {
-            "small": synthesize_dataset(Path(tmp) / "small", cases=args.cases, shape=SMALL_PHANTOM),
-            "large": synthesize_dataset(Path(tmp) / "large", cases=args.cases, shape=large),
+            "small": synthesize_dataset(Path(tmp) / "small", Phantoms(cases=args.cases, shape=SMALL_PHANTOM)),
+            "large": synthesize_dataset(Path(tmp) / "large", Phantoms(cases=args.cases, shape=large)),
         }
         shapes = {"small": SMALL_PHANTOM, "large": large}
         print(

@@ -20,6 +20,8 @@ def phantom_dataset(tmp_path_factory):
     Session-scoped and shared: treat the files as read-only.
     """
     from tfcovseg.io.phantoms import synthesize_dataset
+    from tfcovseg.settings.phantoms import Phantoms
 
     out = tmp_path_factory.mktemp("phantoms")
-    return synthesize_dataset(out, cases=4, seed=0, shape=PHANTOM_SHAPE, spacing=PHANTOM_SPACING)
+    return synthesize_dataset(out, Phantoms(cases=4, seed=0, shape=PHANTOM_SHAPE,
+                                            spacing=PHANTOM_SPACING))

@@ -56,9 +56,17 @@ def test_synth_refuses_a_shape_below_the_smallest_phantom_before_writing(tmp_pat
 
     out = tmp_path / "phantoms"
     result = CliRunner().invoke(main, ["synth", str(out), "--shape", "2", "64", "64"])
+    assert result.exit_code == 2
+    assert f"Invalid value for '--shape': 2 is not in the range x>={MIN_SIZE}" in result.output
+    assert not out.exists()
+
+
+def test_synth_refuses_crossed_lesion_counts_in_one_error_line(tmp_path):
+    out = tmp_path / "phantoms"
+    result = CliRunner().invoke(main, ["synth", str(out), "--lesion-count", "5", "2"])
     assert result.exit_code == 1
-    assert result.output.strip() == (f"error: phantoms: shape must be 3 sizes (D, H, W) of at "
-                                     f"least {MIN_SIZE} voxels, got (2, 64, 64)")
+    assert result.output.strip() == ("error: phantoms: lesion_count must be [min, max] with "
+                                     "min <= max, got [5, 2]")
     assert not out.exists()
 
 
@@ -112,3 +120,56 @@ def test_evaluate_passes_the_input_window_in_hu(tmp_path, monkeypatch):
                                        str(tmp_path), "--input-window", "-1250", "250"])
     assert result.exit_code == 0, result.output
     assert evaluate_configured.call_args.kwargs["input_window"] == (-1250.0, 250.0)
+
+
+def _wiring_cases():
+    """``(command line, module, function, expected call)``: each command is a thin shell around
+    one package call; ``PATH`` stands for an existing path made by the test."""
+    from tfcovseg.settings.phantoms import Phantoms
+
+    return [
+        pytest.param(["synth", "OUT"], "tfcovseg.io.phantoms", "synthesize_dataset",
+                     mock.call("OUT", Phantoms()), id="synth"),
+        pytest.param(["prepare", "mosmed", "--src", "PATH", "--out", "OUT"],
+                     "tfcovseg.io.converters", "prepare",
+                     mock.call("mosmed", "PATH", "OUT", annotations=None, labels=None), id="prepare"),
+        pytest.param(["convert-weights", "--faimed3d", "PATH/w.pth", "--out", "OUT.h5"],
+                     "tfcovseg.models.convert", "convert_weights",
+                     mock.call(torchvision=None, faimed3d="PATH/w.pth", out="OUT.h5"),
+                     id="convert-weights"),
+        pytest.param(["preview", "PATH", "--pipeline", "2d"], "tfcovseg.data.preview",
+                     "preview_dataset", mock.call("PATH", "preview.png", "2d", 4, 0, "lesions"),
+                     id="preview"),
+        pytest.param(["train", "--config", "ricord_r3d18", "seed=3"], "tfcovseg.train.run", "train",
+                     mock.call(config="ricord_r3d18", data=None, out=None, resume=None,
+                               strategy=None, overrides=["seed=3"]), id="train"),
+        pytest.param(["export", "--model", "PATH", "--out", "OUT"], "tfcovseg.infer.export",
+                     "export_savedmodel", mock.call(model_dir="PATH", out="OUT", version=1),
+                     id="export"),
+        pytest.param(["bench", "--shard", "1/4"], "tfcovseg.bench.run", "run_bench",
+                     mock.call(config="bench_smoke", data=None, out=None, only=None, shard="1/4",
+                               ray_address=None), id="bench"),
+        pytest.param(["bench", "report", "PATH"], "tfcovseg.bench.report", "write_report",
+                     mock.call("PATH"), id="bench-report"),
+    ]
+
+
+@pytest.mark.parametrize("arguments, module, function, expected", _wiring_cases())
+def test_each_command_makes_its_one_package_call(tmp_path, monkeypatch, arguments, module,
+                                                 function, expected):
+    import importlib
+
+    (tmp_path / "PATH").mkdir()
+    (tmp_path / "PATH" / "w.pth").touch()
+    target = importlib.import_module(module)
+    package_call = mock.create_autospec(getattr(target, function))
+    monkeypatch.setattr(target, function, package_call)
+
+    def real(value):
+        return str(tmp_path / value) if value.split("/")[0] in ("PATH", "OUT", "OUT.h5") else value
+
+    result = CliRunner().invoke(main, [real(a) for a in arguments])
+    assert result.exit_code == 0, result.output
+    expected_args = [real(a) if isinstance(a, str) else a for a in expected.args]
+    expected_kwargs = {k: real(v) if isinstance(v, str) else v for k, v in expected.kwargs.items()}
+    package_call.assert_called_once_with(*expected_args, **expected_kwargs)

@@ -9,10 +9,24 @@ import typing
 import click
 
 from tfcovseg import __version__, keep_tensorflow_logs
+from tfcovseg.config import field_range, field_type, from_dict
 from tfcovseg.errors import TfcovsegError
 from tfcovseg.settings.bench import ARCHS, INITS
 from tfcovseg.settings.data import EXPERIMENTS, SOURCES, PipelineKind
+from tfcovseg.settings.inference import EvaluateConfig
+from tfcovseg.settings.phantoms import Phantoms
 from tfcovseg.settings.train import SPLITS, STRATEGIES
+
+PHANTOMS = Phantoms()  # synth's defaults
+
+
+def bounds(settings_class, field: str) -> click.ParamType:
+    """The click type of a settings field: its ``bounded`` range (``tfcovseg.config``) as an
+    ``IntRange``/``FloatRange``, so the CLI refuses what the config loader refuses."""
+    allowed = field_range(settings_class, field)
+    number = click.IntRange if field_type(settings_class, field) is int else click.FloatRange
+    return number(min=allowed.low, max=allowed.high, min_open=allowed.low_open,
+                  max_open=allowed.high_open)
 
 
 class _Group(click.Group):
@@ -38,23 +52,29 @@ def main(verbose):
 
 @main.command()
 @click.argument("out", type=click.Path(file_okay=False))
-@click.option("--cases", default=8, show_default=True, type=click.IntRange(min=1),
-              help="Number of phantoms.")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+@click.option("--cases", default=PHANTOMS.cases, show_default=True,
+              type=bounds(Phantoms, "cases"), help="Number of phantoms.")
+@click.option("--seed", default=PHANTOMS.seed, show_default=True, type=bounds(Phantoms, "seed"),
               help="Random seed (same seed, same data).")
-@click.option("--shape", nargs=3, type=int, default=(64, 128, 128), show_default=True,
-              help="Volume size D H W (slices, rows, columns).")
-@click.option("--spacing", nargs=3, type=click.FloatRange(min=0, min_open=True),
-              default=(5.0, 2.5, 2.5), show_default=True, help="Voxel size in mm along D H W.")
-def synth(out, cases, seed, shape, spacing):
+@click.option("--shape", nargs=3, default=PHANTOMS.shape, show_default=True,
+              type=bounds(Phantoms, "shape"), help="Volume size D H W (slices, rows, columns).")
+@click.option("--spacing", nargs=3, default=PHANTOMS.spacing, show_default=True,
+              type=bounds(Phantoms, "spacing"), help="Voxel size in mm along D H W.")
+@click.option("--lesion-count", nargs=2, default=PHANTOMS.lesion_count, show_default=True,
+              type=bounds(Phantoms, "lesion_count"),
+              help="Lesions per case: MIN MAX (every fourth case has none).")
+@click.option("--lesion-radius", nargs=2, default=PHANTOMS.lesion_radius, show_default=True,
+              type=bounds(Phantoms, "lesion_radius"),
+              help="Lesion radii MIN MAX in half fields of view.")
+def synth(out, **options):
     """Write synthetic chest CT phantoms with lesion and lung masks as a prepared dataset.
 
     Images in HU (int16), lesion masks 0/1, lung masks 1 = right / 2 = left lung; every fourth
-    case has no lesions.
+    case has no lesions. The defaults draw mild disease (about 2.5 % of the lung).
     """
     from tfcovseg.io.phantoms import synthesize_dataset
 
-    dataset = synthesize_dataset(out, cases=cases, seed=seed, shape=shape, spacing=spacing)
+    dataset = synthesize_dataset(out, from_dict(Phantoms, options, "phantoms"))
     click.echo(f"wrote {len(dataset.cases)} phantoms to {dataset.root}")
 
 
@@ -169,8 +189,8 @@ def train(config, data, out, resume, strategy, overrides):
                  overrides=list(overrides))
 
 
-OVERLAP = click.FloatRange(0, 1, max_open=True)
-WINDOWS_PER_BATCH = click.IntRange(min=1)
+OVERLAP = bounds(EvaluateConfig, "overlap")
+WINDOWS_PER_BATCH = bounds(EvaluateConfig, "batch_size")
 input_window_option = click.option(
     "--input-window", nargs=2, type=float, metavar="LOW HIGH",
     help="The HU window a CT in 0..255 was cut from (e.g. -1250 250 for Ma et al.'s radiopaedia "
@@ -184,7 +204,7 @@ input_window_option = click.option(
 @click.option("--out", type=click.Path(file_okay=False), help="Folder for the CSV/Markdown results.")
 @click.option("--predictions", type=click.Path(exists=True, file_okay=False),
               help="Score existing prediction NIfTIs (<id>.nii.gz) instead of a model.")
-@click.option("--tolerance", type=click.FloatRange(min=0, min_open=True),
+@click.option("--tolerance", type=bounds(EvaluateConfig, "tolerance"),
               help="NSD tolerance in mm (default: config, else 3 mm, Ma et al.'s lesion value).")
 @click.option("--overlap", type=OVERLAP,
               help="Sliding-window overlap (patch-mode runs; default 0.5; an export's is fixed).")

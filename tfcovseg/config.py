@@ -147,6 +147,20 @@ class Range:
                 f"{')' if self.high_open else ']'}")
 
 
+def field_range(cls, name: str) -> Range:
+    """The ``bounded`` range of field ``name`` of settings dataclass ``cls``."""
+    return {f.name: f for f in dataclasses.fields(cls)}[name].metadata["range"]
+
+
+def field_type(cls, name: str) -> type:
+    """``int`` or ``float``: the number type of field ``name`` (of its items for a tuple, of
+    the value for an optional one)."""
+    hint = typing.get_type_hints(cls)[name]
+    while typing.get_args(hint):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None) and a is not Ellipsis)
+    return hint
+
+
 def from_dict(cls, data, where: str = ""):
     """Build dataclass ``cls`` from a mapping, checking keys, types and ranges recursively.
 

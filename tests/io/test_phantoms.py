@@ -13,7 +13,7 @@ from tfcovseg.io.phantoms import (
     phantom,
     synthesize_dataset,
 )
-from tfcovseg.settings.phantoms import MIN_SIZE
+from tfcovseg.settings.phantoms import MIN_SIZE, Phantoms
 
 SHAPE = (32, 96, 96)
 
@@ -113,8 +113,9 @@ def test_shared_fixture_is_a_loadable_prepared_dataset(phantom_dataset):
 
 
 def test_synthesize_dataset_is_byte_identical_for_a_seed(tmp_path):
-    first = synthesize_dataset(tmp_path / "a", cases=2, seed=7, shape=(12, 32, 32))
-    again = synthesize_dataset(tmp_path / "b", cases=2, seed=7, shape=(12, 32, 32))
+    settings = Phantoms(cases=2, seed=7, shape=(12, 32, 32))
+    first = synthesize_dataset(tmp_path / "a", settings)
+    again = synthesize_dataset(tmp_path / "b", settings)
     for a, b in zip(first.cases, again.cases, strict=True):
         for key in ("image", "label", "lung"):
             x = read_volume(first.path(getattr(a, key))).array
@@ -122,11 +123,9 @@ def test_synthesize_dataset_is_byte_identical_for_a_seed(tmp_path):
             assert x.tobytes() == y.tobytes()
 
 
-def test_a_shape_below_the_smallest_phantom_is_refused_before_anything_is_written(tmp_path):
-    with pytest.raises(ConfigError, match=rf"shape must be 3 sizes \(D, H, W\) of at least "
-                       rf"{MIN_SIZE} voxels, got \(2, 64, 64\)"):
-        synthesize_dataset(tmp_path / "out", shape=(2, 64, 64))
-    assert not (tmp_path / "out").exists()
+def test_a_shape_below_the_smallest_phantom_is_refused():
+    with pytest.raises(ValueError, match=rf"shape is \[2, 64, 64\]; allowed: >= {MIN_SIZE}"):
+        Phantoms(shape=(2, 64, 64))
     with pytest.raises(ConfigError, match="shape must be"):
         phantom(np.random.default_rng(0), (MIN_SIZE - 1, 16, 16))
 
@@ -136,10 +135,13 @@ def test_the_smallest_phantom_is_drawn():
     assert image.shape == lesion.shape == lung.shape == (MIN_SIZE,) * 3
 
 
-def test_every_bad_setting_is_reported_at_once(tmp_path):
+def test_every_bad_setting_is_reported_at_once_before_anything_is_written(tmp_path):
+    from tfcovseg.config import from_dict
+
     with pytest.raises(ConfigError) as err:
-        synthesize_dataset(tmp_path / "out", cases=0, seed=-1, spacing=(5.0, 0.0, 2.5))
-    assert str(err.value) == ("phantoms: cases must be at least 1, got 0; seed must be a whole "
-                              "number >= 0, got -1; spacing must be 3 sizes > 0 mm (D, H, W), "
-                              "got (5.0, 0.0, 2.5)")
+        synthesize_dataset(tmp_path / "out", from_dict(
+            Phantoms, {"cases": 0, "seed": -1, "spacing": [5.0, 0.0, 2.5]}, "phantoms"))
+    assert str(err.value) == ("phantoms.cases is 0; allowed: >= 1; phantoms.seed is -1; "
+                              "allowed: >= 0; phantoms.spacing is [5.0, 0.0, 2.5]; allowed: > 0 "
+                              "for each item")
     assert not (tmp_path / "out").exists()

@@ -35,8 +35,7 @@ def load_splits(data: BenchData) -> Splits:
     if data.phantoms is not None and not (train_root / MANIFEST).is_file():
         from tfcovseg.io.phantoms import synthesize_dataset
 
-        p = data.phantoms
-        synthesize_dataset(train_root, cases=p.cases, seed=p.seed, shape=p.shape, spacing=p.spacing)
+        synthesize_dataset(train_root, data.phantoms)
     train = load_dataset(train_root)
     cases = sorted(_labelled(train), key=lambda c: c.id)
     if data.test is None:

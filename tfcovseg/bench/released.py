@@ -48,10 +48,10 @@ NAME_RULE = ("{lung-segmentation|lesion-segmentation-a|lesion-segmentation-b}-"
              "{Unet|Linknet|FPN|PSPNet}-{encoder}-{None|imagenet}.pt")
 
 
-def convert_grid(source, out=DEFAULT_OUT, experiment=None, arch=None, encoder=None,
+def convert_grid(source, out=None, experiment=None, arch=None, encoder=None,
                  init=None) -> list[Path]:
     """Convert a released ``.pt`` file, or every one in a folder, into cells of bench folder
-    ``out``; returns the result files written.
+    ``out`` (None: ``DEFAULT_OUT``); returns the result files written.
 
     ``experiment``, ``arch``, ``init`` (the grid's names: ``lungs``, ``unet``, ``random``) and
     ``encoder`` (smp's, as in the file names) replace what the file names say.
@@ -63,6 +63,7 @@ def convert_grid(source, out=DEFAULT_OUT, experiment=None, arch=None, encoder=No
     repeated = sorted({i for i in ids if ids.count(i) > 1})
     if repeated:
         raise ConfigError(f"several files would become cell(s) {', '.join(repeated)}", source)
+    out = DEFAULT_OUT if out is None else out
     return [convert_released(f, c, out) for f, c in zip(files, cells)]
 
 

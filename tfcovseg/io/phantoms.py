@@ -23,7 +23,7 @@ from scipy import ndimage
 from tfcovseg.errors import ConfigError
 from tfcovseg.io.manifest import Case, Dataset, case_files, write_dataset
 from tfcovseg.io.nifti import write_volume
-from tfcovseg.settings.phantoms import MIN_SIZE
+from tfcovseg.settings.phantoms import MIN_SIZE, Phantoms
 
 AIR, FAT, SOFT_TISSUE, LUNG = -1000.0, -100.0, 40.0, -850.0
 RIB, VERTEBRA, CORTEX, VESSEL = 700.0, 400.0, 900.0, 30.0
@@ -34,7 +34,6 @@ POSTERIOR_GRADIENT_HU = 60.0  # dependent lung density: posterior lung this much
 NOISE_SD_HU = 20.0
 LESION_TEXTURE_HU = 40.0
 LESION_EDGE = 0.35  # width of a lesion's partial-volume border, in units of its radius
-LESIONS_PER_CASE = (1, 6)
 VESSELS_PER_LUNG = 14
 LESION_FREE_EVERY = 4  # case i has no lesions when i % 4 == 3
 BASE_FLATNESS = 4.0  # exponent of the lung's height profile below its centre (2 = ellipsoid)
@@ -58,8 +57,8 @@ LUNG_RADII = (0.9, 0.42, 0.29)
 LUNG_JITTER = 0.04
 HEART_CENTRE, HEART_RADII = (-0.35, 0.25, -0.1), (0.35, 0.3, 0.25)
 HILUM = (-0.1, 0.05, 0.15)  # vessel origin: z below the lung centre, y, |x|
-LESION_RADIUS = (0.05, 0.2)
 VESSEL_RADIUS = (0.012, 0.03)
+DEFAULTS = Phantoms()  # the settings' defaults (tfcovseg.settings.phantoms): mild disease
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,8 +67,9 @@ class _Lung:
     radii: np.ndarray  # (z, y, x) semi-axes, normalised
 
 
-def phantom(rng: np.random.Generator, shape=(64, 128, 128), spacing=(5.0, 2.5, 2.5),
-            lesions: bool = True, lesion_count=LESIONS_PER_CASE, lesion_radius=LESION_RADIUS):
+def phantom(rng: np.random.Generator, shape=DEFAULTS.shape, spacing=DEFAULTS.spacing,
+            lesions: bool = True, lesion_count=DEFAULTS.lesion_count,
+            lesion_radius=DEFAULTS.lesion_radius):
     """One chest CT phantom: ``(image_hu float32, lesion uint8, lung uint8)``, each ``[D, H, W]``.
 
     ``spacing`` is accepted for symmetry with the file writer; the anatomy is scaled to the
@@ -113,34 +113,22 @@ def phantom(rng: np.random.Generator, shape=(64, 128, 128), spacing=(5.0, 2.5, 2
     return image, lesion, lung
 
 
-def synthesize_dataset(out, cases: int = 8, seed: int = 0, shape=(64, 128, 128),
-                       spacing=(5.0, 2.5, 2.5), name: str = "phantoms",
-                       lesion_count=LESIONS_PER_CASE, lesion_radius=LESION_RADIUS) -> Dataset:
-    """Write ``cases`` phantoms as a prepared dataset in ``out`` and return its manifest.
+def synthesize_dataset(out, settings: Phantoms = DEFAULTS, name: str = "phantoms") -> Dataset:
+    """Write ``settings.cases`` phantoms as a prepared dataset in ``out``; return its manifest.
 
-    ``lesion_count`` and ``lesion_radius`` are ``phantom``'s; the defaults draw mild disease.
-
-    Case ``i`` draws from ``np.random.default_rng([seed, i])``: the same seed gives the same
-    files whatever the number of cases. Images are stored as int16 HU, masks as uint8.
-    The settings are checked before anything is written.
+    Case ``i`` draws from ``np.random.default_rng([settings.seed, i])``: the same seed gives the
+    same files whatever the number of cases. Images are stored as int16 HU, masks as uint8.
+    ``Phantoms`` checks its values when it is made, so nothing is written for a bad setting.
     """
-    problems = [problem] if (problem := _shape_problem(shape)) else []
-    if cases < 1:
-        problems.append(f"cases must be at least 1, got {cases}")
-    if seed < 0:
-        problems.append(f"seed must be a whole number >= 0, got {seed}")
-    if len(spacing) != 3 or min(spacing) <= 0:
-        problems.append(f"spacing must be 3 sizes > 0 mm (D, H, W), got {tuple(spacing)}")
-    if problems:
-        raise ConfigError("phantoms: " + "; ".join(problems))
+    shape, spacing, seed = settings.shape, settings.spacing, settings.seed
     root = Path(out)
     affine = ras_affine(shape, spacing)
     entries = []
-    for i in range(cases):
+    for i in range(settings.cases):
         case_id = f"{name}_{i:03d}"
         with_lesions = i % LESION_FREE_EVERY != LESION_FREE_EVERY - 1
         image, lesion, lung = phantom(np.random.default_rng([seed, i]), shape, spacing, with_lesions,
-                                      lesion_count, lesion_radius)
+                                      settings.lesion_count, settings.lesion_radius)
         files = case_files(case_id)
         write_volume(root / files["image"], np.rint(image), affine, np.int16)
         write_volume(root / files["label"], lesion, affine, np.uint8)

@@ -15,7 +15,7 @@ class Phantoms:
     """``cases`` phantoms drawn from ``seed``; every fourth case has no lesions."""
 
     cases: int = bounded(8, low=1)
-    seed: int = 0
+    seed: int = bounded(0, low=0)
     shape: tuple[int, int, int] = bounded((64, 128, 128), low=MIN_SIZE)  # D, H, W voxels
     spacing: tuple[float, float, float] = bounded((5.0, 2.5, 2.5), low=0.0, low_open=True)  # mm
     lesion_count: tuple[int, int] = bounded((1, 6), low=1)  # lesions per case: [min, max]

@@ -134,9 +134,7 @@ def synthetic_dataset(phantoms: Phantoms, cache: str):
     if (folder / MANIFEST).is_file():
         return load_dataset(folder)
     print(f"writing {phantoms.cases} phantoms to {folder}", flush=True)
-    return synthesize_dataset(folder, cases=phantoms.cases, seed=phantoms.seed, shape=phantoms.shape,
-                              spacing=phantoms.spacing, lesion_count=phantoms.lesion_count,
-                              lesion_radius=phantoms.lesion_radius)
+    return synthesize_dataset(folder, phantoms)
 
 
 def make_split(dataset, data: DataConfig) -> dict:

@@ -63,8 +63,9 @@ def register(names=SEGMENTATION_MODELS_LACKS) -> None:
     own backbones are declared in (1.0.1 has no public registration call); un-delete the names
     it drops. A name segmentation_models has (resnet18, ...) then builds smp's network."""
     for name in names:
-        sm.Backbones._models_update[name] = [get_encoder(name).build, get_encoder(name).preprocess_input]
-        sm.Backbones._default_feature_layers[name] = get_encoder(name).feature_layers
+        backbone = get_encoder(name)
+        sm.Backbones._models_update[name] = [backbone.build, backbone.preprocess_input]
+        sm.Backbones._default_feature_layers[name] = backbone.feature_layers
     sm.Backbones._models_delete = [n for n in sm.Backbones._models_delete if n not in names]
 
 

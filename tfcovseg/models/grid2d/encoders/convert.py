@@ -1,11 +1,10 @@
-"""PyTorch state_dicts -> Keras layers named by their module paths, and the ImageNet files of
-the grid encoders.
+"""An encoder's PyTorch state_dict -> its Keras layers, and the grid encoders' ImageNet files.
 
-A state_dict key ``<module path>.<parameter>`` belongs to the layer ``layer_name(<module path>)``
-(``encoder.layer1.0.conv1.weight`` -> layer ``encoder_layer1_0_conv1``, its kernel), so one
-mapping serves every encoder, and any Keras model named by that rule (``load_state_dict``);
-``tfcovseg.models.torch_weights.assign`` checks every key and shape before it changes anything.
-Usage::
+The mapping is the naming rule of ``tfcovseg.models.grid2d.convert.load_state_dict``: the key
+``encoder.layer1.0.conv1.weight`` belongs to the layer ``encoder_layer1_0_conv1``; every key and
+shape is checked before anything changes. On top of it, an encoder's files: keys without smp's
+``encoder.`` prefix (torchvision, Cadene, smp-hub), classifier keys, old key styles, and an RGB
+first convolution for a grey model. Usage::
 
     python -m tfcovseg.models.grid2d.encoders.convert dpn68                    # download, convert
     python -m tfcovseg.models.grid2d.encoders.convert dpn68 model.safetensors  # a downloaded file
@@ -26,61 +25,16 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from tfcovseg.errors import TfcovsegError, WeightsError
+from tfcovseg.errors import TfcovsegError
 from tfcovseg.files import save_weights
+from tfcovseg.models.grid2d.convert import load_state_dict, module_paths
 from tfcovseg.models.grid2d.encoders import ENCODERS, get_encoder
 from tfcovseg.models.grid2d.encoders.encoder import RGB, ROOT, first_conv, patch_first_conv
 from tfcovseg.models.grid2d.encoders.imagenet import cache_path, source_url
-from tfcovseg.models.grid2d.encoders.layers import layer_name
-from tfcovseg.models.torch_weights import assign, read_state_dict, strip_prefix
+from tfcovseg.models.torch_weights import read_state_dict, strip_prefix
 
-layers = tf.keras.layers
-
-# Keras layer class -> (Keras variable attribute, PyTorch parameter or buffer, layout); first match
-TORCH_PARAMETERS = (
-    (layers.DepthwiseConv2D, (("depthwise_kernel", "weight", "depthwise2d"), ("bias", "bias", "same"))),
-    (layers.Conv2D, (("kernel", "weight", "conv2d"), ("bias", "bias", "same"))),
-    (layers.BatchNormalization, (("gamma", "weight", "same"), ("beta", "bias", "same"),
-                                 ("moving_mean", "running_mean", "same"),
-                                 ("moving_variance", "running_var", "same"))),
-)
 WRAPPER_PREFIXES = ("module.", "model.")  # DataParallel, Lightning-style wrappers
 TORCH_KERNEL_IN_AXIS = 1  # Conv2d weight (out, in, kh, kw)
-
-
-def module_paths(state_dict: dict, source="state_dict") -> dict[str, str]:
-    """Keras layer name -> PyTorch module path, for every module holding a key of ``state_dict``."""
-    paths = {}
-    for key in state_dict:
-        path = key.rpartition(".")[0]
-        other = paths.setdefault(layer_name(path), path)
-        if other != path:
-            raise WeightsError(f"modules {other} and {path} would share the layer {layer_name(path)}",
-                               source)
-    return paths
-
-
-def torch_pairs(model: tf.keras.Model, paths: dict[str, str]) -> list:
-    """``(torch_key, keras_variable, layout)`` for every variable of ``model``; ``paths`` maps
-    layer names to module paths (a layer missing from it reads as its own name)."""
-    pairs = []
-    for layer in model.layers:
-        if not layer.weights:
-            continue
-        variables = next((v for kind, v in TORCH_PARAMETERS if isinstance(layer, kind)), None)
-        if variables is None:
-            raise TypeError(f"no PyTorch mapping for layer {layer.name} ({type(layer).__name__})")
-        path = paths.get(layer.name, layer.name)
-        pairs += [(f"{path}.{key}", getattr(layer, attr), layout) for attr, key, layout in variables
-                  if getattr(layer, attr, None) is not None]
-    return pairs
-
-
-def load_state_dict(model: tf.keras.Model, state_dict: dict, source="state_dict",
-                    allow_unused=()) -> None:
-    """Assign a PyTorch state_dict to the layers of ``model`` named after its module paths; every
-    key and shape is checked first (missing, unexpected and mis-shaped keys reported together)."""
-    assign(torch_pairs(model, module_paths(state_dict, source)), state_dict, source, allow_unused)
 
 
 def load_encoder_state_dict(model: tf.keras.Model, name: str, state_dict: dict,

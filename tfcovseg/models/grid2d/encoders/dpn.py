@@ -47,7 +47,8 @@ def dual_path_block(paths, width, bottleneck, inc, groups, stride, project, path
     if project:
         kind = "c1x1_w_s2" if stride == 2 else "c1x1_w_s1"
         shortcut = bn_act_conv(x, width + 2 * inc, 1, f"{path}.{kind}", stride=stride)
-        residual, dense = ChannelSplit([width, 2 * inc], name=layer_name(f"{path}.{kind}.split"))(shortcut)
+        split = ChannelSplit([width, 2 * inc], name=layer_name(f"{path}.{kind}.split"))
+        residual, dense = split(shortcut)
     else:
         residual, dense = paths
     y = bn_act_conv(x, bottleneck, 1, f"{path}.c1x1_a")
@@ -72,8 +73,8 @@ def dpn_graph(small, init_features, k_r, groups, k_sec, inc_sec):
             bottleneck = k_r * width // (BASE_WIDTH * bw_factor)
             for index in range(1, blocks + 1):
                 first = index == 1
-                paths = dual_path_block(paths, width, bottleneck, inc, groups,
-                                        stride if first else 1, first, f"{FEATURES}.conv{stage}_{index}")
+                paths = dual_path_block(paths, width, bottleneck, inc, groups, stride if first else 1,
+                                        first, f"{FEATURES}.conv{stage}_{index}")
             if stage < len(k_sec) + 1:  # a decoder feature; the last stage ends in conv5_bn_ac
                 skip = stage_skip(stage, blocks)
                 feature = relu(concat(paths, f"{skip}.cat"), f"{skip}.relu")

@@ -80,7 +80,8 @@ def mbconv_blocks(width: float, depth: float) -> list[MBConv]:
     """Every block of the scaled network; a stage's later repeats keep its width, at stride 1."""
     blocks = []
     for repeats, kernel, stride, expand_ratio, in_channels, out_channels in STAGES:
-        in_channels, out_channels = round_filters(in_channels, width), round_filters(out_channels, width)
+        in_channels = round_filters(in_channels, width)
+        out_channels = round_filters(out_channels, width)
         for repeat in range(int(math.ceil(depth * repeats))):
             blocks.append(MBConv(kernel, stride if repeat == 0 else 1, expand_ratio,
                                  in_channels if repeat == 0 else out_channels, out_channels))
@@ -156,7 +157,8 @@ def efficientnet_graph(name: str):
 
 def efficientnet_taps(name: str) -> tuple[str | None, ...]:
     blocks = mbconv_blocks(*COEFFICIENTS[name][:2])
-    outputs = [f"{ROOT}._blocks.{i}.{'add' if blocks[i].residual else '_bn2'}" for i in OUT_INDEXES[name]]
+    outputs = [f"{ROOT}._blocks.{i}.{'add' if blocks[i].residual else '_bn2'}"
+               for i in OUT_INDEXES[name]]
     return (None, layer_name(f"{ROOT}._bn0.swish"), *map(layer_name, outputs),
             layer_name(f"{ROOT}._conv_head.tap"))
 

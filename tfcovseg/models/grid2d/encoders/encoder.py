@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from tfcovseg.errors import TfcovsegError, WeightsError
 from tfcovseg.models.grid2d.encoders import imagenet
-from tfcovseg.models.grid2d.encoders.layers import feature_tap, layer_name
+from tfcovseg.models.grid2d.encoders.layers import feature_tap
 from tfcovseg.settings.grid2d import Encoders
 
 RGB = 3
@@ -89,18 +89,24 @@ class Encoder:
             source.load_weights(str(path))
         except (ValueError, OSError) as err:  # h5py/Keras: unreadable or other layers
             raise TfcovsegError(f"not {self.name} weights ({err})", path) from None
-        names = {layer.name for layer in model.layers}
-        missing = [layer.name for layer in source.layers if layer.weights and layer.name not in names]
-        if missing:
-            raise WeightsError(f"the model lacks {self.name} layers: {', '.join(missing)}", path)
-        stem = first_conv(source)
-        for layer in source.layers:
+        targets = {layer.name: layer for layer in model.layers}
+        stem, updates, problems = first_conv(source), [], []
+        for layer in (layer for layer in source.layers if layer.weights):
+            target = targets.get(layer.name)
+            if target is None:
+                problems.append(f"{layer.name} missing")
+                continue
             values = layer.get_weights()
             if layer is stem:
-                in_channels = model.get_layer(stem.name).kernel.shape[2]
-                values[0] = patch_first_conv(values[0], in_channels, axis=2)
-            if values:
-                model.get_layer(layer.name).set_weights(values)
+                values[0] = patch_first_conv(values[0], target.kernel.shape[2], axis=2)
+            shapes = [tuple(w.shape) for w in target.weights]
+            if shapes != [v.shape for v in values]:
+                problems.append(f"{layer.name} is {shapes}, the file has {[v.shape for v in values]}")
+            updates.append((target, values))
+        if problems:
+            raise WeightsError(f"the model does not hold {self.name}: {'; '.join(problems)}", path)
+        for target, values in updates:
+            target.set_weights(values)
 
     @property
     def preprocess_input(self):

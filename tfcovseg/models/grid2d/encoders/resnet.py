@@ -78,7 +78,8 @@ def resnet_graph(block, blocks, groups=1, width_per_group=BASE_WIDTH):
 
 
 def resnet_taps(blocks) -> tuple[str | None, ...]:
-    layer_outputs = (f"{ROOT}.layer{layer}.{count - 1}.relu" for layer, count in enumerate(blocks, start=1))
+    layer_outputs = (f"{ROOT}.layer{layer}.{count - 1}.relu"
+                     for layer, count in enumerate(blocks, start=1))
     return (None, layer_name(f"{ROOT}.relu"), *map(layer_name, layer_outputs))
 
 
