@@ -9,15 +9,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# A command added to the real group in a subprocess: a tiny model fit, then a read that makes
-# TensorFlow's C++ code warn on every machine (W... cache_dataset_ops.cc: cache not fully read).
+# A TensorFlow command added to the real group in a subprocess: TensorFlow's start-up lines
+# (oneDNN, CUDA probing), a tiny model fit, then a read that makes its C++ code warn on every
+# machine (W... cache_dataset_ops.cc: cache not fully read).
 TINY_TF_COMMAND = """
 import sys
 
-from tfcovseg.cli import main
+from tfcovseg.cli import _TensorflowCommand, main
 
 
-@main.command()
+@main.command(cls=_TensorflowCommand)
 def tiny():
     import tensorflow as tf
 
@@ -30,7 +31,8 @@ def tiny():
 
 main(sys.argv[1:])
 """
-TF_LOG_LINE = re.compile(r"^[EW]\d{4} ")  # absl's prefix of an ERROR or WARNING line
+# absl's prefix of an INFO, WARNING or ERROR line, and its notice before logging is set up
+TF_LOG_LINE = re.compile(r"^([IWE]\d{4} |WARNING: All log messages before absl)")
 
 
 def _run(code, env_extra=None):

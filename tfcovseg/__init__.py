@@ -28,6 +28,29 @@ def keep_tensorflow_logs() -> None:
         os.environ.pop(TF_LOG_LEVEL, None)
 
 
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its native start-up lines off the terminal (the CLI calls this).
+
+    TensorFlow's libraries print ``I0000 ... oneDNN custom operations are on`` and ``Could not
+    find cuda drivers`` (and absl's "WARNING: All log messages before absl::InitializeLog()")
+    while they load, before any log level applies; the file descriptor of stderr is pointed at
+    the null device for the import alone. Nothing is hidden when the user asked for TensorFlow's
+    logs (``--verbose``, or a ``TF_CPP_MIN_LOG_LEVEL`` other than tfcovseg's quiet one); a
+    failing import still raises its error after stderr is back.
+    """
+    if "tensorflow" in sys.modules or os.environ.get(TF_LOG_LEVEL) != QUIET_TF_LOG_LEVEL:
+        return
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
 def _select_keras() -> None:
     tf_loaded_with_keras3 = (
         "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1"

@@ -8,7 +8,7 @@ import typing
 
 import click
 
-from tfcovseg import __version__, keep_tensorflow_logs
+from tfcovseg import __version__, import_tensorflow_quietly, keep_tensorflow_logs
 from tfcovseg.config import field_range, field_type, from_dict
 from tfcovseg.errors import TfcovsegError
 from tfcovseg.settings.bench import ARCHS, INITS
@@ -27,6 +27,15 @@ def bounds(settings_class, field: str) -> click.ParamType:
     number = click.IntRange if field_type(settings_class, field) is int else click.FloatRange
     return number(min=allowed.low, max=allowed.high, min_open=allowed.low_open,
                   max_open=allowed.high_open)
+
+
+class _TensorflowCommand(click.Command):
+    """A command that runs TensorFlow: loaded quietly once the options are parsed (so that
+    ``--help`` stays instant)."""
+
+    def invoke(self, ctx):
+        import_tensorflow_quietly()
+        return super().invoke(ctx)
 
 
 class _Group(click.Group):
@@ -105,7 +114,7 @@ def prepare(source, src, out, annotations, labels):
     prepare_source(source, src, out, annotations=annotations, labels=labels or None)
 
 
-@main.command("convert-weights")
+@main.command("convert-weights", cls=_TensorflowCommand)
 @click.option("--torchvision", "torchvision_file", type=click.Path(exists=True, dir_okay=False),
               help="A torchvision r3d_18 state_dict (.pth or .safetensors).")
 @click.option("--faimed3d", "faimed3d_file", type=click.Path(exists=True, dir_okay=False),
@@ -118,7 +127,7 @@ def convert_weights(torchvision_file, faimed3d_file, out):
     convert(torchvision=torchvision_file, faimed3d=faimed3d_file, out=out)
 
 
-@main.command("convert-imagenet")
+@main.command("convert-imagenet", cls=_TensorflowCommand)
 @click.argument("name")
 @click.argument("state_dict", required=False, type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", type=click.Path(dir_okay=False),
@@ -130,7 +139,7 @@ def convert_imagenet(name, state_dict, out):
     click.echo(f"wrote {convert_or_fetch(name, state_dict, out)}")
 
 
-@main.command("convert-grid")
+@main.command("convert-grid", cls=_TensorflowCommand)
 @click.argument("source", type=click.Path(exists=True))
 @click.option("--out", type=click.Path(file_okay=False),
               help="Bench folder the cells are written into (default: bench_out/released).")
@@ -146,7 +155,7 @@ def convert_grid(source, out, experiment, arch, encoder, init):
     click.echo(f"wrote {len(results)} cell(s): {', '.join(p.stem for p in results)}")
 
 
-@main.command()
+@main.command(cls=_TensorflowCommand)
 @click.argument("dataset", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", default="preview.png", show_default=True, type=click.Path(dir_okay=False))
 @click.option("--pipeline", type=click.Choice(typing.get_args(PipelineKind)), default="3d", show_default=True,
@@ -163,7 +172,7 @@ def preview(dataset, out, pipeline, samples, seed, experiment):
     click.echo(f"wrote {preview_dataset(dataset, out, pipeline, samples, seed, experiment)}")
 
 
-@main.command(context_settings={"ignore_unknown_options": False})
+@main.command(context_settings={"ignore_unknown_options": False}, cls=_TensorflowCommand)
 @click.option("--config", default="demo", show_default=True, help="YAML file or config name.")
 @click.option("--data", type=click.Path(), help="Prepared dataset (overrides the config).")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder.")
@@ -197,7 +206,7 @@ input_window_option = click.option(
          "volumes): mapped back to HU before prediction.")
 
 
-@main.command()
+@main.command(cls=_TensorflowCommand)
 @click.option("--model", type=click.Path(exists=True), help="Run folder or SavedModel export.")
 @click.option("--data", type=click.Path(exists=True), help="Prepared dataset (overrides the config).")
 @click.option("--config", help="Evaluation config (file or name: mosmed_eval, coronacases_eval).")
@@ -227,7 +236,7 @@ def evaluate(model, data, config, out, predictions, tolerance, overlap, batch_si
                         input_window=input_window)
 
 
-@main.command()
+@main.command(cls=_TensorflowCommand)
 @click.option("--model", required=True, type=click.Path(exists=True), help="Run folder or export.")
 @click.argument("input_path", metavar="INPUT", type=click.Path(exists=True))
 @click.option("--out", type=click.Path(dir_okay=False), help="Mask NIfTI (default: next to INPUT).")
@@ -252,7 +261,7 @@ def predict(model, input_path, out, probabilities, lung_mask, overlap, batch_siz
                input_window=input_window)
 
 
-@main.command()
+@main.command(cls=_TensorflowCommand)
 @click.option("--model", required=True, type=click.Path(exists=True, file_okay=False), help="Run folder.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Export folder.")
 @click.option("--version", "version", default=1, show_default=True, type=click.IntRange(min=1),
@@ -280,6 +289,7 @@ def bench(ctx, config, data, out, only, shard, ray_address):
     Re-running skips finished cells; `tfcovseg bench report DIR` redraws the report.
     """
     if ctx.invoked_subcommand is None:
+        import_tensorflow_quietly()
         from tfcovseg.bench.run import run_bench
 
         run_bench(config=config, data=data, out=out, only=only, shard=shard, ray_address=ray_address)
