@@ -95,7 +95,10 @@ def synth(out, **options):
               help="ricord: the MD.ai JSON export (default: the *.json in --src).")
 @click.option("--label", "labels", multiple=True,
               help="ricord: an MD.ai label name counted as infiltrate (repeatable).")
-def prepare(source, src, out, annotations, labels):
+@click.option("--window", nargs=2, type=float, metavar="LOW HIGH",
+              help="slices: the HU window the 8-bit images were cut from (e.g. -1250 250).")
+@click.option("--masks", help="slices: the mask folder next to images/ (default: lesions).")
+def prepare(source, src, out, annotations, labels, window, masks):
     """Convert a public dataset (or any NIfTI folder) into a prepared dataset.
 
     Bad cases are reported and skipped; the others are converted. Layouts under --src:
@@ -108,10 +111,12 @@ def prepare(source, src, out, annotations, labels):
     radiopaedia  rp_im/N.nii.gz + rp_msk/N.nii.gz [+ rp_lung_msk/N.nii.gz]
     folder       images/ID + labels/ID [+ lungs/ID], imagesTr/ID_0000 + labelsTr/ID,
                  or ID_image + ID_label [+ ID_lung] (.nii or .nii.gz)
+    slices       images/ID.png|jpg + lesions/ID.png (8-bit windowed 2D slices; --window)
     """
     from tfcovseg.io.converters import prepare as prepare_source
 
-    prepare_source(source, src, out, annotations=annotations, labels=labels or None)
+    prepare_source(source, src, out, annotations=annotations, labels=labels or None,
+                   window=window, masks=masks)
 
 
 @main.command("convert-weights", cls=_TensorflowCommand)

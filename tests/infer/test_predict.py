@@ -8,8 +8,8 @@ from standins import sphere_ct
 
 from tfcovseg.errors import ConfigError, DataError, TfcovsegError
 from tfcovseg.infer.predict import output_paths, predict_ct
-from tfcovseg.io.nifti import read_volume, write_volume
-from tfcovseg.io.phantoms import phantom, ras_affine
+from tfcovseg.io.nifti import ras_affine, read_volume, write_volume
+from tfcovseg.io.phantoms import phantom
 from tfcovseg.metrics import dice
 
 # MosMed's files are LAS: the mask must come back in LAS, on the same affine

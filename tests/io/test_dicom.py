@@ -8,8 +8,8 @@ from tfcovseg.io.dicom import (
     read_dicom_volume,
     write_dicom_series,
 )
-from tfcovseg.io.nifti import to_source_grid
-from tfcovseg.io.phantoms import phantom, ras_affine
+from tfcovseg.io.nifti import ras_affine, to_source_grid
+from tfcovseg.io.phantoms import phantom
 
 SHAPE = (5, 24, 32)
 SPACING = (2.5, 0.8, 0.7)

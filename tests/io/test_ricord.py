@@ -8,8 +8,8 @@ from tfcovseg.errors import DataError, TfcovsegError
 from tfcovseg.io.converters import prepare
 from tfcovseg.io.dicom import write_dicom_series
 from tfcovseg.io.manifest import load_dataset
-from tfcovseg.io.nifti import read_volume
-from tfcovseg.io.phantoms import phantom, ras_affine
+from tfcovseg.io.nifti import ras_affine, read_volume
+from tfcovseg.io.phantoms import phantom
 from tfcovseg.io.ricord import (
     DEFAULT_INFILTRATE,
     RICORD_LABELS,

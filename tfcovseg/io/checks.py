@@ -31,6 +31,8 @@ FLAGS = {
     "unknown_label_values": "the mask holds values this source does not define: ignored",
     "uneven_slices": "slice positions are unevenly spaced (missing slices?)",
     "unreadable_files": "some DICOM files of the series could not be read",
+    "windowed_restored": "HU restored from an 8-bit windowed image: rounded, clipped to the window",
+    "no_spacing": "the source files hold no voxel spacing: 1 mm assumed",
 }
 
 

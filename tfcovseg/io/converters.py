@@ -53,24 +53,44 @@ class Source:
     extra: dict = dataclasses.field(default_factory=dict)
 
 
-def prepare(source: str, src, out, annotations=None, labels=None) -> Dataset:
-    """Convert ``src`` (a ``source`` dataset as published) into a prepared dataset in ``out``."""
+def prepare(source: str, src, out, annotations=None, labels=None, window=None,
+            masks=None) -> Dataset:
+    """Convert ``src`` (a ``source`` dataset as published) into a prepared dataset in ``out``.
+
+    ``annotations``, ``labels``: ricord's MD.ai export and infiltrate labels; ``window`` (low,
+    high HU) and ``masks`` (the mask folder): slices, the HU window its 8-bit images were cut
+    from.
+    """
     src = Path(src)
     if not src.exists():
         raise TfcovsegError("source folder not found", src)
+    if source not in SOURCES:
+        raise TfcovsegError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
+    _refuse_options_of_other_sources(source, annotations=annotations, label=labels,
+                                     window=window, masks=masks)
     if source == "ricord":
         from tfcovseg.io.ricord import find_ricord
 
         found = find_ricord(src, annotations=annotations, labels=labels)
-    elif source in SOURCES:
+    elif source == "slices":
+        from tfcovseg.io.slices import find_slices
+
+        found = find_slices(src, window, masks or "lesions")
+    else:
         from tfcovseg.io.cohorts import FINDERS
 
-        if annotations or labels:
-            raise TfcovsegError(f"--annotations and --label are for ricord, not {source}")
         found = FINDERS[source](src)
-    else:
-        raise TfcovsegError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
     return write_prepared(found, src, out, name=source, source=source)
+
+
+OPTION_SOURCES = {"annotations": "ricord", "label": "ricord", "window": "slices", "masks": "slices"}
+
+
+def _refuse_options_of_other_sources(source: str, **options) -> None:
+    given = [name for name, value in options.items() if value and OPTION_SOURCES[name] != source]
+    if given:
+        names = ", ".join(f"--{name} ({OPTION_SOURCES[name]})" for name in given)
+        raise TfcovsegError(f"{names}: not an option of {source}")
 
 
 def write_prepared(found: Source, src, out, name: str, source: str) -> Dataset:

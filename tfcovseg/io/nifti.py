@@ -102,6 +102,15 @@ def to_source_grid(array: np.ndarray, volume: Volume) -> nib.Nifti1Image:
     return nib.Nifti1Image(np.ascontiguousarray(data), affine)
 
 
+def ras_affine(shape, spacing) -> np.ndarray:
+    """RAS+ affine of a ``[D, H, W]`` grid with ``spacing`` (D, H, W) mm, centred on the origin."""
+    zooms = np.array([spacing[2], spacing[1], spacing[0]], float)
+    sizes = np.array([shape[2], shape[1], shape[0]], float)
+    affine = np.diag([*zooms, 1.0])
+    affine[:3, 3] = -(sizes - 1) / 2 * zooms
+    return affine
+
+
 def radiological(axial):
     """An axial RAS+ slice ``[..., H, W]`` (rows posterior -> anterior, columns left -> right) as
     radiologists view it: anterior at the top, the patient's right on the viewer's left."""

@@ -22,7 +22,7 @@ from scipy import ndimage
 
 from tfcovseg.errors import ConfigError
 from tfcovseg.io.manifest import Case, Dataset, case_files, write_dataset
-from tfcovseg.io.nifti import write_volume
+from tfcovseg.io.nifti import ras_affine, write_volume
 from tfcovseg.settings.phantoms import MIN_SIZE, Phantoms
 
 AIR, FAT, SOFT_TISSUE, LUNG = -1000.0, -100.0, 40.0, -850.0
@@ -142,15 +142,6 @@ def synthesize_dataset(out, settings: Phantoms = DEFAULTS, name: str = "phantoms
                       extra={"lung_labels": dict(LUNG_LABELS), "seed": int(seed)})
     write_dataset(dataset)
     return dataset
-
-
-def ras_affine(shape, spacing) -> np.ndarray:
-    """RAS+ affine of a ``[D, H, W]`` grid with ``spacing`` (D, H, W) mm, centred on the origin."""
-    zooms = np.array([spacing[2], spacing[1], spacing[0]], float)
-    sizes = np.array([shape[2], shape[1], shape[0]], float)
-    affine = np.diag([*zooms, 1.0])
-    affine[:3, 3] = -(sizes - 1) / 2 * zooms
-    return affine
 
 
 def _shape_problem(shape) -> str | None:

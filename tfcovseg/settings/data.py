@@ -9,7 +9,8 @@ from typing import Literal, get_args
 
 from tfcovseg.config import bounded, frozen_settings
 
-Source = Literal["ricord", "mosmed", "coronacases", "medseg", "radiopaedia", "folder"]  # prepare
+# tfcovseg prepare SOURCE
+Source = Literal["ricord", "mosmed", "coronacases", "medseg", "radiopaedia", "folder", "slices"]
 SOURCES = get_args(Source)
 PipelineKind = Literal["3d", "2d"]  # the U-Net's volumes, the grid's slices
 Mode = Literal["resize", "patch"]  # whole volumes resized (the paper) or patches cut
@@ -18,6 +19,7 @@ Experiment = Literal["lungs", "lesions", "lesions_in_lungs"]  # the grid's lungs
 EXPERIMENTS = get_args(Experiment)
 MEAN_HU, STD_HU = -500.0, 500.0  # Bizopoulos et al.'s normalisation
 PROBABILITY = {"low": 0.0, "high": 1.0}
+SPACING_MM = {"low": 0.0, "low_open": True}  # a voxel size: positive millimetres
 
 
 @frozen_settings
@@ -71,10 +73,17 @@ class Pipeline3D:
     patch_size: tuple[int, int, int] = bounded((32, 128, 128), low=1)
     lesion_fraction: float = bounded(0.5, **PROBABILITY)  # patches centred on a lesion voxel
     patches_per_volume: int = bounded(1, low=1)
+    # patch mode: every case resampled to this voxel size (mm, D H W) first; None: native grids
+    spacing: tuple[float, float, float] | None = bounded(None, **SPACING_MM)
     intensity: Intensity = dataclasses.field(default_factory=Intensity)
     augment: Augment3D = dataclasses.field(default_factory=Augment3D)
     cache: bool = False  # keep resized (or normalised) volumes in memory after the first pass
     num_parallel: int | None = bounded(None, low=1)  # parallel calls; None: tf.data.AUTOTUNE
+
+    def __post_init__(self):
+        if self.spacing is not None and self.mode != "patch":
+            raise ValueError(f"spacing is for patch mode (resize mode resizes whole volumes to "
+                             f"size), got spacing {list(self.spacing)} with mode {self.mode!r}")
 
 
 @frozen_settings
