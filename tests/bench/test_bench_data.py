@@ -38,3 +38,21 @@ def test_phantoms_are_synthesised_on_first_use(tmp_path):
     splits = load_splits(data)
     assert (tmp_path / "ph" / "dataset.json").is_file()
     assert len(splits.train_cases) == 1
+
+
+def test_lesion_only_data_serves_the_lesions_experiment_but_not_the_lung_ones(phantom_dataset,
+                                                                                tmp_path):
+    import dataclasses
+
+    from tfcovseg.io.manifest import Dataset, write_dataset
+
+    root = tmp_path / "lesions-only"
+    cases = [dataclasses.replace(c, image=str(phantom_dataset.root / c.image),
+                                 label=str(phantom_dataset.root / c.label), lung=None)
+             for c in phantom_dataset.cases]
+    write_dataset(Dataset(root=root, name="lesions-only", cases=cases))
+    data = BenchData(train=str(root), test=None, validation_cases=1, test_cases=1)
+    assert len(load_splits(data, experiments=("lesions",)).train_cases) == 2
+    with pytest.raises(TfcovsegError, match="experiments lungs need lung masks; run only "
+                                            "experiment=lesions without them"):
+        load_splits(data, experiments=("lungs", "lesions"))

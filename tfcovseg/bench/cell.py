@@ -132,7 +132,7 @@ def _figure_arrays(images, masks, probabilities, evaluation: Evaluation, keep_vo
 
 def run_cell(cell: Cell, config: BenchConfig, bench_dir, splits=None, on_epoch=None) -> dict:
     """Train and test ``cell``; write weights, arrays and (last) the result file; return the result."""
-    splits = splits or bench_data.load_splits(config.data)
+    splits = splits or bench_data.load_splits(config.data, config.grid.experiments)
     pipeline = config.pipeline
     training, evaluation = config.training, config.evaluation
     batch = dict(experiment=cell.experiment, batch_size=training.batch_size, seed=training.seed)

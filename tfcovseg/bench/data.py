@@ -14,6 +14,9 @@ from pathlib import Path
 from tfcovseg.errors import TfcovsegError
 from tfcovseg.io.manifest import MANIFEST, Dataset, load_dataset
 from tfcovseg.settings.bench import BenchData
+from tfcovseg.settings.data import EXPERIMENTS
+
+LUNG_EXPERIMENTS = ("lungs", "lesions_in_lungs")  # the lung mask is the target, or masks the input
 
 
 @dataclasses.dataclass
@@ -29,15 +32,19 @@ class Splits:
                 f"of {self.train.root}, {len(self.test_cases)} test cases of {self.test.root}")
 
 
-def load_splits(data: BenchData) -> Splits:
-    """Load (synthesising phantoms first when configured) and split the bench datasets."""
+def load_splits(data: BenchData, experiments=EXPERIMENTS) -> Splits:
+    """Load (synthesising phantoms first when configured) and split the bench datasets.
+
+    A case takes part when it has the masks the grid's ``experiments`` need: a lesion label
+    always, a lung mask only for ``lungs`` and ``lesions_in_lungs``.
+    """
     train_root = Path(data.train)
     if data.phantoms is not None and not (train_root / MANIFEST).is_file():
         from tfcovseg.io.phantoms import synthesize_dataset
 
         synthesize_dataset(train_root, data.phantoms)
     train = load_dataset(train_root)
-    cases = sorted(_labelled(train), key=lambda c: c.id)
+    cases = sorted(_labelled(train, experiments), key=lambda c: c.id)
     if data.test is None:
         test, held_out = train, data.test_cases
     else:
@@ -48,7 +55,7 @@ def load_splits(data: BenchData) -> Splits:
             f"{len(cases)} labelled cases cannot give {data.validation_cases} validation and "
             f"{held_out} test cases and leave some for training", train_root / MANIFEST)
     test_cases = cases[n_fit + data.validation_cases:] if held_out else sorted(
-        _labelled(test), key=lambda c: c.id)
+        _labelled(test, experiments), key=lambda c: c.id)
     if not test_cases:
         raise TfcovsegError("no labelled test cases", test.root / MANIFEST)
     return Splits(train=train, train_cases=cases[:n_fit],
@@ -56,11 +63,14 @@ def load_splits(data: BenchData) -> Splits:
                   test=test, test_cases=test_cases)
 
 
-def _labelled(dataset: Dataset) -> list:
-    cases = [c for c in dataset.cases if c.label and c.lung]
+def _labelled(dataset: Dataset, experiments) -> list:
+    with_lungs = [e for e in experiments if e in LUNG_EXPERIMENTS]
+    cases = [c for c in dataset.cases if c.label and (c.lung or not with_lungs)]
     if not cases:
-        raise TfcovsegError("no case has both a lesion label and a lung mask (the grid needs both)",
-                            dataset.root / MANIFEST)
+        need = (f"both a lesion label and a lung mask (experiments {', '.join(with_lungs)} need "
+                "lung masks; run only experiment=lesions without them)" if with_lungs
+                else "a lesion label")
+        raise TfcovsegError(f"no case has {need}", dataset.root / MANIFEST)
     return cases
 
 
