@@ -73,12 +73,22 @@ def test_soft_dice_loss_paper_formula_over_the_batch():
     assert float(soft_dice_loss(y, p)) == pytest.approx(expected, rel=1e-5)
 
 
-def test_soft_dice_loss_authors_code_form():
+def test_soft_dice_loss_later_code_form_is_smps_dice_loss():
     rng = np.random.default_rng(1)
     y = (rng.random((2, 8, 8, 1)) > 0.5).astype(np.float32)
     p = rng.random((2, 8, 8, 1)).astype(np.float32)
     expected = 1 - (2 * (y * p).sum() + 1) / (y.sum() + p.sum() + 1)
-    assert float(soft_dice_loss(y, p, form="authors_code")) == pytest.approx(expected, rel=1e-5)
+    assert float(soft_dice_loss(y, p, form="later_code")) == pytest.approx(expected, rel=1e-5)
+
+
+def test_soft_dice_loss_paper_era_code_is_per_image_and_ignores_empty_masks():
+    rng = np.random.default_rng(2)
+    y = (rng.random((3, 8, 8, 1)) > 0.5).astype(np.float32)
+    y[1] = 0  # a lesion-free image: no loss, no gradient
+    p = rng.random((3, 8, 8, 1)).astype(np.float32)
+    per_image = [1 - 2 * (y[i] * p[i]).sum() / (y[i].sum() + p[i].sum() + 1e-6) for i in range(3)]
+    expected = (per_image[0] + per_image[2]) / 3
+    assert float(soft_dice_loss(y, p, form="paper_era_code")) == pytest.approx(expected, rel=1e-5)
 
 
 def test_soft_dice_loss_is_zero_for_a_perfect_prediction():

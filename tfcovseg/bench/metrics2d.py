@@ -15,28 +15,36 @@ from typing import Literal
 
 import numpy as np
 
+from tfcovseg.settings.bench import DiceLossForm
+
 METRIC_NAMES = ("sensitivity", "specificity", "dice")
 
-# (smooth, eps, squared) of 1 - (2 sum(y p) + smooth) / (sum y^k + sum p^k + eps)
+# (smooth, eps, squared, per_image) of 1 - (2 sum(y p) + smooth) / (sum y^k + sum p^k + eps)
 DICE_LOSS_FORMS = {
-    "paper": (0.0, 1e-5, True),  # the paper's equation
-    "authors_code": (1.0, 1.0, False),  # segmentation_models_pytorch.utils.losses.DiceLoss()
+    "paper": (0.0, 1e-5, True, False),  # the paper's equation (1), over the whole batch
+    # the authors' paper-era losses.py (trained the released models): per image, linear
+    # denominators, eps 1e-6, times "mask not empty" (lesion-free images give no loss), averaged
+    "paper_era_code": (0.0, 1e-6, False, True),
+    "later_code": (1.0, 1.0, False, False),  # segmentation_models_pytorch.utils.losses.DiceLoss()
 }
 
 
-def soft_dice_loss(y_true, y_pred, form: Literal["paper", "authors_code"] = "paper"):
-    """Soft Dice loss summed over the whole batch (one scalar), as the authors' training loop."""
+def soft_dice_loss(y_true, y_pred, form: DiceLossForm = "paper"):
+    """Soft Dice loss of a batch ``[B, H, W, 1]`` as one scalar, in the chosen ``form``."""
     import tensorflow as tf
 
-    smooth, eps, squared = DICE_LOSS_FORMS[form]
+    smooth, eps, squared, per_image = DICE_LOSS_FORMS[form]
     y_true = tf.cast(y_true, tf.float32)
     y_pred = tf.cast(y_pred, tf.float32)
-    overlap = tf.reduce_sum(y_true * y_pred)
-    if squared:
-        total = tf.reduce_sum(tf.square(y_true)) + tf.reduce_sum(tf.square(y_pred))
-    else:
-        total = tf.reduce_sum(y_true) + tf.reduce_sum(y_pred)
-    return 1.0 - (2.0 * overlap + smooth) / (total + eps)
+    axes = (1, 2, 3) if per_image else None
+    overlap = tf.reduce_sum(y_true * y_pred, axis=axes)
+    power = 2.0 if squared else 1.0
+    total = tf.reduce_sum(y_true**power, axis=axes) + tf.reduce_sum(y_pred**power, axis=axes)
+    loss = 1.0 - (2.0 * overlap + smooth) / (total + eps)
+    if not per_image:
+        return loss
+    has_mask = tf.cast(tf.reduce_sum(y_true, axis=axes) > 0, tf.float32)
+    return tf.reduce_mean(loss * has_mask)
 
 
 def confusion(prediction: np.ndarray, mask: np.ndarray) -> tuple[int, int, int, int]:

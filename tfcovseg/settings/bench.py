@@ -16,6 +16,7 @@ Arch = Literal["unet", "linknet", "fpn", "pspnet"]
 ARCHS = get_args(Arch)
 Init = Literal["random", "imagenet"]
 INITS = get_args(Init)
+DiceLossForm = Literal["paper", "paper_era_code", "later_code"]  # Training.loss
 GridPrecision = Literal["float32", "mixed_bfloat16", "mixed_float16"]
 # paper: segmentation_models_pytorch's networks as the authors trained them
 # (tfcovseg.models.grid2d.networks); segmentation_models: qubvel's Keras networks
@@ -111,11 +112,14 @@ class Training:
     beta_1: float = bounded(0.9, low=0.0, high=1.0, high_open=True)
     beta_2: float = bounded(0.999, low=0.0, high=1.0, high_open=True)
     epsilon: float = bounded(1e-8, low=0.0, low_open=True)
-    # paper: 1 - 2 sum(yp) / (sum y^2 + sum p^2 + 1e-5); authors_code: smp.utils DiceLoss
-    # (1 - (2 sum(yp) + 1) / (sum y + sum p + 1))
-    loss: Literal["paper", "authors_code"] = "paper"
+    # paper: 1 - 2 sum(yp) / (sum y^2 + sum p^2 + 1e-5) over the batch; paper_era_code: the
+    # authors' code that trained the released models, per image 1 - 2 sum(yp) / (sum y + sum p
+    # + 1e-6) times "mask not empty", averaged; later_code: smp.utils DiceLoss over the batch,
+    # 1 - (2 sum(yp) + 1) / (sum y + sum p + 1)
+    loss: DiceLossForm = "paper"
     seed: int = 0
-    precision: GridPrecision = "float32"
+    precision: DiceLossForm = Literal["paper", "paper_era_code", "later_code"]  # Training.loss
+GridPrecision = "float32"
 
 
 @frozen_settings
