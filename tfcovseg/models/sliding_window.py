@@ -9,7 +9,13 @@ Written in TensorFlow ops with dynamic shapes, so the same function runs eagerly
 ``tf.function`` and inside the exported SavedModel (``tfcovseg.infer.export``).
 ``sliding_window_probabilities`` applies a U-Net this way; training's tuning Dice of patch-mode
 runs (``tfcovseg.train.callbacks``) and prediction share it.
+
+Test-time mirroring (``mirrored``, nnU-Net's ``_internal_maybe_mirror_and_predict``): each
+window is also predicted flipped along every combination of the chosen axes, each prediction
+flipped back, and the probabilities averaged (2^3 = 8 predictions for D, H and W).
 """
+
+import itertools
 
 import numpy as np
 import tensorflow as tf
@@ -86,6 +92,45 @@ def sliding_window(volume, predict_fn, window, overlap: float = DEFAULT_OVERLAP,
     return (blended / weight)[: size[0], : size[1], : size[2]]
 
 
+def mirror_flips(axes) -> np.ndarray:
+    """Every combination of flips of ``axes`` (0, 1, 2 = D, H, W) as rows of 3 booleans,
+    starting with no flip: ``2 ** len(axes)`` rows."""
+    rows = []
+    for chosen in itertools.product((False, True), repeat=len(axes)):
+        row = [False] * 3
+        for axis, flip in zip(axes, chosen):
+            row[axis] = flip
+        rows.append(row)
+    return np.array(rows, bool)
+
+
+def mirrored(predict_fn, axes):
+    """``predict_fn`` (``[n, D, H, W]`` in and out) averaged over the flips of ``axes``.
+
+    The flips run in one graph loop, so the model is traced once however many flips there are.
+    """
+    flips = tf.constant(mirror_flips(axes))
+
+    def predict(windows):
+        windows = tf.convert_to_tensor(windows, tf.float32)
+        total = tf.zeros_like(windows)
+        for row in tf.range(tf.shape(flips)[0]):
+            flip = flips[row]
+            prediction = tf.cast(predict_fn(_flip(windows, flip)), tf.float32)
+            total += _flip(prediction, flip)
+        return total / tf.cast(tf.shape(flips)[0], tf.float32)
+
+    return predict
+
+
+def _flip(windows, flip):
+    """``windows`` [n, D, H, W] reversed along the spatial axes where ``flip`` (bool [3]) is true."""
+    for axis in range(3):
+        windows = tf.cond(flip[axis], lambda w=windows, a=axis: tf.reverse(w, [a + 1]),
+                          lambda w=windows: w)
+    return windows
+
+
 def lesion_mask(probabilities) -> np.ndarray:
     return np.asarray(probabilities) > THRESHOLD
 
@@ -100,11 +145,18 @@ def window_probabilities(model, windows):
     return tf.nn.softmax(logits, axis=-1)[..., LESION_CLASS]
 
 
-def sliding_window_probabilities(model, scaled, window, overlap=DEFAULT_OVERLAP, batch_size=1):
-    """Lesion probabilities of scaled volumes ``[B, D, H, W]`` by a sliding ``window``, per volume."""
+def sliding_window_probabilities(model, scaled, window, overlap=DEFAULT_OVERLAP, batch_size=1,
+                                 tta_axes=None):
+    """Lesion probabilities of scaled volumes ``[B, D, H, W]`` by a sliding ``window``, per
+    volume; ``tta_axes``: each window mirrored along those axes (``mirrored``; None: not)."""
+
+    def predict_fn(windows):
+        return window_probabilities(model, windows)
+
+    if tta_axes is not None:
+        predict_fn = mirrored(predict_fn, tta_axes)
 
     def one_volume(volume):
-        return sliding_window(volume, lambda windows: window_probabilities(model, windows),
-                              window, overlap, batch_size)
+        return sliding_window(volume, predict_fn, window, overlap, batch_size)
 
     return tf.map_fn(one_volume, scaled)

@@ -118,8 +118,7 @@ class Training:
     # 1 - (2 sum(yp) + 1) / (sum y + sum p + 1)
     loss: DiceLossForm = "paper"
     seed: int = 0
-    precision: DiceLossForm = Literal["paper", "paper_era_code", "later_code"]  # Training.loss
-GridPrecision = "float32"
+    precision: GridPrecision = "float32"
 
 
 @frozen_settings
