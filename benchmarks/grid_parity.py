@@ -2,9 +2,12 @@
 
 For each architecture x encoder: smp's model as the authors built it (``in_channels=1,
 classes=1, activation="sigmoid"``, random weights, randomised normalisation parameters and
-statistics, eval mode), and ``paper_network`` with that state_dict converted. Reported: the
-relative max-abs error (max |Keras - smp| / max |smp|, the worse of logits and probabilities) on
-one random 1x1x64x64 input, and the parameters: Keras' trainable count, smp's
+statistics, eval mode), and ``paper_network`` with that state_dict converted, on one random
+1x1x64x64 input. Reported: the relative max-abs error of the logits (max |Keras - smp| /
+max |smp| of the sigmoid's input: the whole forward pass but its last, elementwise step); the
+largest absolute difference of the probabilities (not relative: where random weights drive the
+logits to 1e4, a logit error of 1e-5 relative moves a probability near 0.5 by 1e-3); and the
+parameters: Keras' trainable count, smp's
 ``sum(p.numel() for p in model.parameters())`` and the paper's Table 2 where it is legible
 (GRID2D.md section 5). The encoders run as smp 0.6.0 runs them (efficientnet_pytorch 0.7.1
 padding, Xception's fixed forward pass). Prints a Markdown table (README). Needs torch and smp.
@@ -35,7 +38,7 @@ from tfcovseg.settings.grid2d import Encoders  # noqa: E402
 
 SIZE = 64
 SEED = 0
-TOLERANCE = 1e-4  # relative max-abs error, float32 (sums in another order than PyTorch's)
+TOLERANCE = 1e-4  # relative max-abs error of the logits, float32 (sums in another order)
 SMP_060 = Encoders(efficientnet_padding="native_static", xception_forward="fixed")
 SMP_CLASSES = {"unet": "Unet", "linknet": "Linknet", "fpn": "FPN", "pspnet": "PSPNet"}
 # Table 2 "Pars (M)" of the rows GRID2D.md marks legible (all Unet)
@@ -52,7 +55,8 @@ LOGITS = "segmentation_head_2"  # the sigmoid; its input is the logits
 class Parity:
     arch: str
     encoder: str
-    max_error: float
+    max_error: float  # relative, of the logits
+    probability_error: float  # absolute
     ours: int
     smp: int
     paper_m: float | None
@@ -106,15 +110,20 @@ def relative_error(ours, reference) -> float:
     return float(np.abs(ours - reference).max() / np.abs(reference).max())
 
 
+def absolute_error(ours, reference) -> float:
+    return float(np.abs(ours - reference).max())
+
+
 def parity(arch: str, encoder: str, size: int = SIZE, seed: int = SEED) -> Parity:
     reference = smp_reference(arch, encoder, seed)
     network = paper_network(arch, encoder, (size, size, 1), encoder_settings=SMP_060)
     load_smp_state_dict(network, {k: v.numpy() for k, v in reference.state_dict().items()
                                   if not k.endswith("num_batches_tracked")})
     x = np.random.default_rng(seed).normal(size=(1, size, size, 1)).astype(np.float32)
-    errors = [relative_error(k, t) for k, t in zip(forward_keras(network, x),
-                                                   forward_smp(reference, x))]
-    result = Parity(arch, encoder, max(errors), trainable_parameters(network),
+    (logits, probabilities), (smp_logits, smp_probabilities) = (forward_keras(network, x),
+                                                                forward_smp(reference, x))
+    result = Parity(arch, encoder, relative_error(logits, smp_logits),
+                    absolute_error(probabilities, smp_probabilities), trainable_parameters(network),
                     sum(p.numel() for p in reference.parameters()),
                     PAPER_PARAMETERS_M.get((arch, encoder)))
     tf.keras.backend.clear_session()
@@ -122,15 +131,27 @@ def parity(arch: str, encoder: str, size: int = SIZE, seed: int = SEED) -> Parit
 
 
 def markdown(rows) -> str:
-    lines = ["| architecture | encoder | max rel. error | parameters (ours) | smp 0.6.0 | paper (M) |",
-             "|---|---|---|---|---|---|"]
-    for r in rows:
-        paper = "" if r.paper_m is None else f"{r.paper_m:.2f}"
-        lines.append(f"| {r.arch} | {r.encoder} | {r.max_error:.1e} | {r.ours:,} | {r.smp:,} | {paper} |")
-    exact = sum(r.exact for r in rows)
-    lines.append(f"\n{exact} of {len(rows)} pairs within {TOLERANCE:g}, with smp's parameter count "
-                 "(and the paper's, where legible).")
+    """One row per encoder, one column per architecture: logits error and parameters."""
+    archs = list(dict.fromkeys(r.arch for r in rows))
+    cells = {(r.encoder, r.arch): r for r in rows}
+    lines = ["| encoder | " + " | ".join(archs) + " | paper Unet (M) |",
+             "|---|" + "---|" * (len(archs) + 1)]
+    for encoder in dict.fromkeys(r.encoder for r in rows):
+        found = [cells.get((encoder, arch)) for arch in archs]
+        paper = PAPER_PARAMETERS_M.get(("unet", encoder))
+        lines.append(f"| {encoder} | " + " | ".join("" if r is None else _cell(r) for r in found)
+                     + f" | {'' if paper is None else f'{paper:.2f}'} |")
+    worst = max(rows, key=lambda r: r.probability_error)
+    lines += ["", f"Each cell: relative max-abs error of the logits, Keras parameters (= smp's unless "
+              f"shown). {sum(r.exact for r in rows)} of {len(rows)} pairs within {TOLERANCE:g}, with "
+              f"smp's parameter count (and the paper's, where legible). Largest difference of the "
+              f"probabilities: {worst.probability_error:.1e} ({worst.arch} {worst.encoder})."]
     return "\n".join(lines)
+
+
+def _cell(r: Parity) -> str:
+    parameters = f"{r.ours:,}" if r.ours == r.smp else f"{r.ours:,} (smp {r.smp:,})"
+    return f"{r.max_error:.0e}, {parameters}"
 
 
 def main(argv=None) -> int:

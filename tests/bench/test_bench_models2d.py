@@ -70,7 +70,7 @@ def test_paper_imagenet_init_sums_the_rgb_stem_over_the_grey_channel(monkeypatch
 
 def test_paper_imagenet_init_without_the_converted_file_is_reported(monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    with pytest.raises(ImagenetUnavailable, match="no ImageNet weights for resnext50: no converted"):
+    with pytest.raises(ImagenetUnavailable, match="no converted ImageNet weights for resnext50_32x4d"):
         build_cell_model(Cell("lungs", "unet", "resnext50", "imagenet"), PAPER, SIZE)
 
 

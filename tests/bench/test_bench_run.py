@@ -62,8 +62,8 @@ def test_a_cell_loads_with_one_call_with_its_kept_weights(bench):
     _, bench_dir = bench
     model = load_cell_model(bench_dir, "lungs-unet-resnet18-random")
     kept = store.read_arrays(bench_dir, "lungs-unet-resnet18-random")["filters_after"]
-    conv0 = model.get_layer("segmentation_model").get_layer("conv0").kernel.numpy()
-    np.testing.assert_array_equal(conv0, kept)
+    first_kernel = model.get_layer("encoder_conv1").kernel.numpy()  # smp's encoder.conv1
+    np.testing.assert_array_equal(first_kernel, kept)
     assert model(np.zeros((1, 32, 32, 1), np.float32)).shape == (1, 32, 32, 1)
 
 
@@ -116,7 +116,12 @@ def test_cells_run_as_ray_tasks(tmp_path, capsys):
     assert not store.result_path(bench_dir, IDS[0]).exists()
 
 
-def test_offline_imagenet_cells_are_marked_summarised_and_retried(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("networks, reason", [
+    pytest.param("paper", "no converted ImageNet weights for resnet18", id="paper"),
+    pytest.param("segmentation_models", "offline", id="segmentation_models"),
+])
+def test_imagenet_cells_without_weights_are_marked_summarised_and_retried(
+        tmp_path, monkeypatch, capsys, networks, reason):
     import tensorflow as tf
 
     def offline(*args, **kwargs):
@@ -125,13 +130,16 @@ def test_offline_imagenet_cells_are_marked_summarised_and_retried(tmp_path, monk
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setattr(tf.keras.utils, "get_file", offline)
     path = tiny_config(tmp_path, name="offline", archs=["unet"], inits=["imagenet"])
+    config = yaml.safe_load((tmp_path / "offline.yaml").read_text())
+    config["architectures"] = {"networks": networks}
+    (tmp_path / "offline.yaml").write_text(yaml.safe_dump(config))
 
     bench_dir = run_bench(path)
     out = capsys.readouterr().out
     cell_id = "lungs-unet-resnet18-imagenet"
     assert "1 cell(s) got no ImageNet weights" in out and cell_id in out
     result = store.read_result(bench_dir, cell_id)
-    assert result["status"] == "no_imagenet_weights" and "offline" in result["reason"]
+    assert result["status"] == "no_imagenet_weights" and reason in result["reason"]
     assert "Cells without ImageNet weights" in (bench_dir / "report.md").read_text()
     run_bench(path)
     assert "0 already finished, 1 to run" in capsys.readouterr().out

@@ -111,15 +111,16 @@ def build_cell_model(cell: Cell, settings: Architectures, size: int) -> tf.keras
     """
     weights = "imagenet" if cell.init == "imagenet" else None
     if settings.networks == "paper":
-        return _paper_model(cell, size, weights)
+        return _paper_model(cell, settings, size, weights)
     return _segmentation_models_model(cell, settings, size, weights)
 
 
-def _paper_model(cell: Cell, size: int, weights) -> tf.keras.Model:
+def _paper_model(cell: Cell, settings: Architectures, size: int, weights) -> tf.keras.Model:
     try:
-        return paper_network(cell.arch, smp_encoder_name(cell.encoder), (size, size, 1), weights)
+        return paper_network(cell.arch, smp_encoder_name(cell.encoder), (size, size, 1), weights,
+                             encoder_settings=settings.encoders)
     except MissingImagenetWeights as err:
-        raise ImagenetUnavailable(f"no ImageNet weights for {cell.encoder}: {err.problem}") from None
+        raise ImagenetUnavailable(err.problem, err.path) from None
 
 
 def _segmentation_models_model(cell: Cell, settings: Architectures, size: int, weights):

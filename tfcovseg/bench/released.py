@@ -19,7 +19,6 @@ conversion, and a checkpoint is checked key by key before its cell is written.
 """
 
 import dataclasses
-import hashlib
 import re
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from tfcovseg.bench.models2d import trainable_parameters
 from tfcovseg.config import to_dict
 from tfcovseg.errors import ConfigError
 from tfcovseg.files import save_weights
+from tfcovseg.models.convert import sha256
 from tfcovseg.models.grid2d.convert import load_smp_checkpoint
 from tfcovseg.models.grid2d.encoders import ENCODERS
 from tfcovseg.models.grid2d.networks import paper_network
@@ -87,12 +87,13 @@ def convert_released(path, cell: Cell, out=DEFAULT_OUT) -> Path:
     """One released checkpoint -> weights and result of ``cell`` in bench folder ``out``."""
     config = BenchConfig(out=str(out))
     size = config.pipeline.size[0]  # the authors trained on 512 x 512 slices
-    network = paper_network(cell.arch, smp_encoder_name(cell.encoder), (size, size, 1))
+    network = paper_network(cell.arch, smp_encoder_name(cell.encoder), (size, size, 1),
+                            encoder_settings=config.architectures.encoders)
     load_smp_checkpoint(network, path)  # WeightsError before anything is written
     save_weights(network, store.weights_path(out, cell.id))
     result = {"id": cell.id, "cell": dataclasses.asdict(cell), "status": store.RELEASED,
               "image_size": size, "config": to_dict(config),
-              "source": {"file": Path(path).name, "sha256": _sha256(path)},
+              "source": {"file": Path(path).name, "sha256": sha256(path)},
               "parameters": trainable_parameters(network)}
     return store.write_result(out, result)
 
@@ -115,11 +116,3 @@ def _check_parts(parts: dict, path) -> None:
                 for key in allowed if parts[key] not in allowed[key]]
     if problems:
         raise ConfigError(f"unknown {'; '.join(problems)}", path)
-
-
-def _sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

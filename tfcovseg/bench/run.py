@@ -92,7 +92,7 @@ def run_bench(config="bench_smoke", data=None, out=None, only=None, shard=None,
     chosen = tuple(e for e in cfg.grid.experiments if e in {c.experiment for c in cells})
     cfg = dataclasses.replace(cfg, grid=dataclasses.replace(cfg.grid, experiments=chosen))
     todo = [c for c in cells if not store.is_finished(bench_dir, c.id)]
-    check_encoders(sorted({c.encoder for c in todo}))
+    check_encoders(sorted({c.encoder for c in todo}), cfg.architectures.networks)
     splits = bench_data.load_splits(cfg.data, cfg.grid.experiments)
     print(f"bench {cfg.name}: {len(cells)} cells selected, {len(cells) - len(todo)} already "
           f"finished, {len(todo)} to run into {bench_dir}; {splits.summary()}", flush=True)

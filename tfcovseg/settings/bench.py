@@ -10,6 +10,7 @@ from typing import Literal, get_args
 
 from tfcovseg.config import bounded, frozen_settings
 from tfcovseg.settings.data import EXPERIMENTS, Experiment, Pipeline2D
+from tfcovseg.settings.grid2d import Encoders
 from tfcovseg.settings.phantoms import Phantoms
 
 Arch = Literal["unet", "linknet", "fpn", "pspnet"]
@@ -79,6 +80,8 @@ class Architectures:
     """
 
     networks: Networks = "paper"
+    # paper networks: which library versions' encoder behaviour (GRID2D.md section 2)
+    encoders: Encoders = dataclasses.field(default_factory=Encoders)
     unet_decoder_filters: tuple[int, ...] = bounded((256, 128, 64, 32, 16), low=1)
     unet_decoder_batchnorm: bool = True
     linknet_decoder_batchnorm: bool = True

@@ -4,8 +4,9 @@ parameter counts.
 
 Parity (marked ``reference``: torch and smp): smp's model with random weights and randomised
 normalisation (eval mode), its state_dict converted, the Keras forward pass on a 1x1x64x64 input
-within a relative max-abs error of 1e-4 (float32; logits and probabilities), and the parameter
-counts equal to smp's. ``benchmarks/grid_parity.py`` does the comparison (and prints README's
+within a relative max-abs error of 1e-4 (float32) on the logits, the sigmoid's input (the
+probabilities saturate: see ``benchmarks/grid_parity.py``), and the parameter counts equal to
+smp's. ``benchmarks/grid_parity.py`` does the comparison (and prints README's
 table). By default one pair per architecture, light encoders (``REPRESENTATIVE``); all 100
 pairs, and the paper's Table 2 counts of the large encoders, are also marked ``slow``::
 

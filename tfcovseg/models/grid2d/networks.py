@@ -9,8 +9,9 @@ argument at smp's defaults = the paper's Table 1: encoder depth 5, PSPNet depth 
 
 As in smp, the whole encoder is part of the network even where the forward pass stops early
 (``Encoder.features``): PSPNet's stages at strides 16 and 32 lie on no path to the output but
-are held in the model, so the parameters and the state_dict keys are smp's. They cost a forward
-pass in training (their BatchNorm statistics update) and in eager calls; ``predict`` prunes them.
+are held in the model, so the parameters and the state_dict keys are smp's. Their outputs reach
+nothing, but they may still run (eager calls; training, where their BatchNorm statistics update
+as smp's never do), and get no gradients.
 ImageNet initialisation is ``Encoder.load_weights``: smp's RGB weights, the first convolution's
 kernel summed over the three input channels.
 """
@@ -68,9 +69,8 @@ def paper_network(arch: str, encoder: str, input_shape=(None, None, 1),
     ``encoder_weights``: None (random) or "imagenet" (the converted file the encoder reads;
     ``MissingImagenetWeights`` when it is not there). ``encoder_settings``: the library
     versions whose encoders differ (EfficientNet padding, Xception's forward pass; default: the
-    authors' versions). Raises
-    ``ConfigError`` for an unknown architecture or encoder and for an input size the
-    architecture cannot take.
+    authors' versions). Raises ``ConfigError`` for an unknown architecture or encoder and for an
+    input size the architecture cannot take, before building.
     """
     _check_arguments(arch, encoder, input_shape, encoder_weights)
     spec = ARCHITECTURES[arch]
