@@ -40,7 +40,9 @@ def named_config(name: str) -> Path:
     if named.is_file():
         return named
     known = sorted(f.name.removesuffix(".yaml") for f in configs.iterdir() if f.name.endswith(".yaml"))
-    raise ConfigError(f"no such config file (named configs: {', '.join(known)})", name)
+    close = difflib.get_close_matches(str(name), known, n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise ConfigError(f"no such config file ({hint}named configs: {', '.join(known)})", name)
 
 
 def read_yaml(path) -> dict:

@@ -108,6 +108,6 @@ def test_a_config_file_path_is_taken_as_it_is(tmp_path):
 
 
 def test_an_unknown_config_name_lists_the_named_configs():
-    with pytest.raises(TfcovsegError, match=r"named configs: bench_paper, bench_smoke, .*demo") as err:
+    with pytest.raises(TfcovsegError, match=r"did you mean demo\? named configs: bench_paper, .*bench_smoke, .*demo") as err:
         config_path("dmeo")
     assert "dmeo" in str(err.value)
