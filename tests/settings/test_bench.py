@@ -57,3 +57,9 @@ def test_bad_architecture_is_rejected(tmp_path):
     path.write_text("grid:\n  archs: [unet, segformer]\n")
     with pytest.raises(TfcovsegError, match="segformer"):
         load_bench_config(str(path))
+
+
+def test_slices_config_runs_the_lesions_experiment_on_real_slices():
+    config = load_bench_config("bench_slices")
+    assert config.grid.experiments == ("lesions",) and config.architectures.networks == "paper"
+    assert config.data.validation_cases == 10 and config.pipeline.size == (256, 256)
