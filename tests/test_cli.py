@@ -108,7 +108,8 @@ def test_predict_passes_the_input_window_in_hu(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     predict_ct.assert_called_once_with(model_dir=str(tmp_path), input_path=str(ct), out=None,
                                        probabilities=False, lung_mask=None, overlap=None,
-                                       batch_size=None, input_window=(-1250.0, 250.0))
+                                       batch_size=None, input_window=(-1250.0, 250.0),
+                                       tta_axes=None)
 
 
 def test_evaluate_passes_the_input_window_in_hu(tmp_path, monkeypatch):
@@ -146,9 +147,10 @@ def _wiring_cases():
                      id="preview"),
         pytest.param(["train", "--config", "ricord_r3d18", "seed=3"], "tfcovseg.train.run", "train",
                      mock.call(config="ricord_r3d18", data=None, out=None, resume=None,
-                               strategy=None, overrides=["seed=3"]), id="train"),
+                               strategy=None, overrides=["seed=3"], init=None), id="train"),
         pytest.param(["export", "--model", "PATH", "--out", "OUT"], "tfcovseg.infer.export",
-                     "export_savedmodel", mock.call(model_dir="PATH", out="OUT", version=1),
+                     "export_savedmodel",
+                     mock.call(model_dir="PATH", out="OUT", version=1, tta_axes=None),
                      id="export"),
         pytest.param(["bench", "--shard", "1/4"], "tfcovseg.bench.run", "run_bench",
                      mock.call(config="bench_smoke", data=None, out=None, only=None, shard="1/4",

@@ -3,6 +3,9 @@
 Importing the package selects Keras 2 (``tf_keras``) for TensorFlow and ``tf.keras`` for
 ``segmentation_models`` before TensorFlow is first imported (see DESIGN.md, "One Keras"), and
 quiets TensorFlow's C++ logging unless the user set its level (``tfcovseg --verbose`` keeps it).
+
+``tfcovseg.load_model(path)`` (``tfcovseg.loader``) loads any model tfcovseg writes; it is
+imported on first use, so ``import tfcovseg`` does not load TensorFlow.
 """
 
 import os
@@ -77,4 +80,12 @@ _select_keras()
 
 from tfcovseg.errors import TfcovsegError  # noqa: E402
 
-__all__ = ["TfcovsegError", "__version__"]
+__all__ = ["TfcovsegError", "__version__", "load_model"]
+
+
+def __getattr__(name):
+    if name == "load_model":
+        from tfcovseg.loader import load_model
+
+        return load_model
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,7 +13,7 @@ from tfcovseg.config import field_range, field_type, from_dict
 from tfcovseg.errors import TfcovsegError
 from tfcovseg.settings.bench import ARCHS, INITS
 from tfcovseg.settings.data import EXPERIMENTS, SOURCES, PipelineKind
-from tfcovseg.settings.inference import EvaluateConfig
+from tfcovseg.settings.inference import MIRROR_AXES, EvaluateConfig
 from tfcovseg.settings.phantoms import Phantoms
 from tfcovseg.settings.train import SPLITS, STRATEGIES
 
@@ -185,8 +185,11 @@ def preview(dataset, out, pipeline, samples, seed, experiment):
               help="Continue a killed run from its last completed epoch.")
 @click.option("--strategy", type=click.Choice(STRATEGIES),
               help="tf.distribute strategy (overrides the config).")
+@click.option("--init", type=click.Path(),
+              help="Fine-tune: start from this model (a run folder, or a U-Net converted with "
+                   "convert-weights --faimed3d); its settings fill the config's model section.")
 @click.argument("overrides", nargs=-1)
-def train(config, data, out, resume, strategy, overrides):
+def train(config, data, out, resume, strategy, init, overrides):
     """Train the 3D U-Net (default: the demo on phantoms). OVERRIDES: key.sub=value; numbers
     index lists (stages.0.phases.1.epochs=50).
 
@@ -196,11 +199,12 @@ def train(config, data, out, resume, strategy, overrides):
       tfcovseg train --config ricord_r3d18 --data data/ricord
       tfcovseg train --config ricord_r3d18 precision=float32 data.split_seed=1
       tfcovseg train --resume runs/demo-20260101-120000
+      tfcovseg train --config finetune --init runs/demo --data data/mine
     """
     from tfcovseg.train.run import train as run_training
 
     run_training(config=config, data=data, out=out, resume=resume, strategy=strategy,
-                 overrides=list(overrides))
+                 overrides=list(overrides), init=init)
 
 
 OVERLAP = bounds(EvaluateConfig, "overlap")
@@ -209,6 +213,21 @@ input_window_option = click.option(
     "--input-window", nargs=2, type=float, metavar="LOW HIGH",
     help="The HU window a CT in 0..255 was cut from (e.g. -1250 250 for Ma et al.'s radiopaedia "
          "volumes): mapped back to HU before prediction.")
+
+tta_option = click.option(
+    "--tta", is_flag=True,
+    help="Test-time mirroring: average the probabilities of every combination of flips along "
+         "D, H and W (8 predictions per window, nnU-Net's mirroring), or of --tta-axes.")
+tta_axes_option = click.option(
+    "--tta-axes", "tta_axes", multiple=True, type=click.IntRange(0, 2), metavar="AXIS",
+    help="With --tta: mirror only along this axis (0 = D, 1 = H, 2 = W; repeatable).")
+
+
+def mirror_axes(tta: bool, axes: tuple):
+    """The ``tta_axes`` argument of the package from --tta and --tta-axes (None: no mirroring)."""
+    if axes and not tta:
+        raise click.UsageError("--tta-axes chooses the axes of --tta: give --tta as well")
+    return (tuple(axes) or MIRROR_AXES) if tta else None
 
 
 @main.command(cls=_TensorflowCommand)
@@ -226,9 +245,11 @@ input_window_option = click.option(
               help="Windows per batch (patch-mode runs; default 1; an export's is fixed).")
 @click.option("--split", type=click.Choice(SPLITS),
               help="Only this part of the run's saved split (--model RUN, --data its dataset).")
+@tta_option
+@tta_axes_option
 @input_window_option
 def evaluate(model, data, config, out, predictions, tolerance, overlap, batch_size, split,
-             input_window):
+             tta, tta_axes, input_window):
     """Per-case Dice and normalized surface Dice, as Ma et al.'s benchmark computes them.
 
     Writes cases.csv, summary.csv and summary.md (default: RUN/evaluation/<dataset>, or
@@ -238,7 +259,7 @@ def evaluate(model, data, config, out, predictions, tolerance, overlap, batch_si
 
     evaluate_configured(config=config, model_dir=model, predictions=predictions, out=out, data=data,
                         tolerance=tolerance, overlap=overlap, batch_size=batch_size, split=split,
-                        input_window=input_window)
+                        tta_axes=mirror_axes(tta, tta_axes), input_window=input_window)
 
 
 @main.command(cls=_TensorflowCommand)
@@ -252,8 +273,11 @@ def evaluate(model, data, config, out, predictions, tolerance, overlap, batch_si
               help="Sliding-window overlap (patch-mode runs; default 0.5; an export's is fixed).")
 @click.option("--batch-size", type=WINDOWS_PER_BATCH,
               help="Windows per batch (patch-mode runs; default 1; an export's is fixed).")
+@tta_option
+@tta_axes_option
 @input_window_option
-def predict(model, input_path, out, probabilities, lung_mask, overlap, batch_size, input_window):
+def predict(model, input_path, out, probabilities, lung_mask, overlap, batch_size, tta, tta_axes,
+            input_window):
     """Segment lesions in a CT (NIfTI file or DICOM series folder, in HU), with a report.
 
     Writes INPUT_lesions.nii.gz (on the input's grid), INPUT_lesions_report.json and .png next
@@ -263,7 +287,7 @@ def predict(model, input_path, out, probabilities, lung_mask, overlap, batch_siz
 
     predict_ct(model_dir=model, input_path=input_path, out=out, probabilities=probabilities,
                lung_mask=lung_mask, overlap=overlap, batch_size=batch_size,
-               input_window=input_window)
+               tta_axes=mirror_axes(tta, tta_axes), input_window=input_window)
 
 
 @main.command(cls=_TensorflowCommand)
@@ -271,11 +295,15 @@ def predict(model, input_path, out, probabilities, lung_mask, overlap, batch_siz
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Export folder.")
 @click.option("--version", "version", default=1, show_default=True, type=click.IntRange(min=1),
               help="Model version number.")
-def export(model, out, version):
-    """Export a SavedModel for TF Serving (raw HU in, lesion probabilities out)."""
+@tta_option
+@tta_axes_option
+def export(model, out, version, tta, tta_axes):
+    """Export a SavedModel for TF Serving (raw HU and voxel spacing in, lesion probabilities
+    out; resampling, sliding window and --tta mirroring inside the graph)."""
     from tfcovseg.infer.export import export_savedmodel
 
-    export_savedmodel(model_dir=model, out=out, version=version)
+    export_savedmodel(model_dir=model, out=out, version=version,
+                      tta_axes=mirror_axes(tta, tta_axes))
 
 
 @main.group(invoke_without_command=True)

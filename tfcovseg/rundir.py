@@ -20,7 +20,8 @@
     {"kind": "tfcovseg-run", "version": 1,
      "model": {...keyword arguments of tfcovseg.models.unet3d...},
      "input": {"mode": "resize"|"patch", "size": [D, H, W],
-               "intensity": {...tfcovseg.settings.data.Intensity...}},
+               "intensity": {...tfcovseg.settings.data.Intensity...},
+               "spacing": [D, H, W] mm | null},
      "weights": "checkpoints/stage1.best.h5",
      "dataset": "/absolute/path/of/the/training/dataset"}
 
@@ -34,23 +35,34 @@ import json
 import shutil
 from pathlib import Path
 
-from tfcovseg.config import from_dict, to_dict
+from tfcovseg.config import bounded, from_dict, frozen_settings, to_dict
 from tfcovseg.errors import DataError, TfcovsegError
 from tfcovseg.files import read_json_of_kind, write_json, write_text
-from tfcovseg.settings.data import Intensity, Mode
+from tfcovseg.settings.data import SPACING_MM, Intensity, Mode
 
 RUN_KIND = "tfcovseg-run"
 HISTORY_COLUMNS = ("stage", "phase", "epoch", "lr", "loss", "val_loss", "val_dice", "seconds")
 LAST_PREFIX = "last-"  # checkpoints/last-<stage>-p<phase>-e<epoch>/: weights + optimizer
 
 
-@dataclasses.dataclass(frozen=True)
+@frozen_settings
 class InputSpec:
-    """What the model takes: whole volumes resized to ``size`` or ``size`` patches."""
+    """What the model takes: whole volumes resized to ``size`` or ``size`` patches.
+
+    ``spacing`` (patch mode): the voxel size in mm (D, H, W) the model was trained at; inputs
+    are resampled to it and the probabilities back (``tfcovseg.infer.predictor``). None: the
+    input's own grid (resize mode, and patch-mode runs trained before target spacings).
+    """
 
     mode: Mode = "resize"
-    size: tuple[int, int, int] = (18, 112, 112)
+    size: tuple[int, int, int] = bounded((18, 112, 112), low=1)
     intensity: Intensity = dataclasses.field(default_factory=Intensity)
+    spacing: tuple[float, float, float] | None = bounded(None, **SPACING_MM)
+
+    def __post_init__(self):
+        if self.spacing is not None and self.mode != "patch":
+            raise ValueError(f"a target spacing is for patch mode, got spacing "
+                             f"{list(self.spacing)} with mode {self.mode!r}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfcovseg.config import from_dict
-from tfcovseg.data.pipeline3d import volume_dataset
-from tfcovseg.errors import TfcovsegError
-from tfcovseg.io.manifest import Case, Dataset
-from tfcovseg.io.nifti import read_volume
+from tfcovseg.config import from_dict, load_config
+from tfcovseg.data.pipeline3d import median_spacing, volume_dataset, whole_volume_dataset
+from tfcovseg.errors import ConfigError, DataError, TfcovsegError
+from tfcovseg.io.manifest import Case, Dataset, case_files, write_dataset
+from tfcovseg.io.nifti import read_volume, write_volume
 from tfcovseg.resize import resize_linear
 from tfcovseg.settings.data import Augment3D, Intensity, Pipeline3D
+from tfcovseg.settings.train import Stage, TrainConfig, pipeline_config
 
 SIZE = (6, 16, 16)
 GEOMETRY_ONLY = Augment3D(flip=1, rotation=1, perspective=1, brightness=0, contrast=0, noise=0)
@@ -200,3 +201,67 @@ def test_lesion_centring_without_lesions_falls_back_to_a_uniform_patch(phantom_d
         iter(volume_dataset(phantom_dataset, empty, cfg, batch_size=1, training=True))
     )
     assert image.shape == (1, 8, 16, 16, 1) and not label.numpy().any()
+
+
+def _spacing_dataset(root, spacings, shape=(6, 12, 12)):
+    """One tiny case per voxel spacing (D, H, W mm), each with a marker block as lesion."""
+    cases = []
+    for i, spacing in enumerate(spacings):
+        image = np.full(shape, -1000.0, np.float32)
+        label = np.zeros(shape, np.uint8)
+        label[2:4, 4:8, 4:8] = 1
+        image[label > 0] = 800.0
+        files = case_files(f"s{i}")
+        affine = np.diag([spacing[2], spacing[1], spacing[0], 1.0])
+        write_volume(root / files["image"], image, affine, np.int16)
+        write_volume(root / files["label"], label, affine, np.uint8)
+        cases.append(Case(id=f"s{i}", image=files["image"], label=files["label"]))
+    dataset = Dataset(root=root, name="spacings", cases=cases)
+    write_dataset(dataset)
+    return dataset
+
+
+def test_median_spacing_is_taken_per_axis(tmp_path):
+    dataset = _spacing_dataset(tmp_path, [(1.0, 0.5, 0.9), (3.0, 0.7, 0.6), (2.0, 0.9, 0.8)])
+    assert median_spacing(dataset, dataset.cases) == pytest.approx((2.0, 0.7, 0.8))
+
+
+def test_patch_mode_resamples_every_case_to_the_target_spacing_with_its_label(marker_dataset):
+    # marker cases: 2.5 mm slices, 0.8 mm pixels; the target doubles D and halves H and W
+    cfg = Pipeline3D(mode="patch", patch_size=(4, 8, 8), spacing=(1.25, 1.6, 1.6),
+                     intensity=Intensity(clip=(-1000.0, 800.0)))
+    volumes = list(whole_volume_dataset(marker_dataset, marker_dataset.cases, cfg))
+    shapes = [tuple(image.shape[1:4]) for image, _ in volumes]
+    assert shapes == [(2 * d, h // 2, w // 2) for d, h, w in [(10, 20, 24), (12, 24, 20), (8, 16, 16)]]
+    halfway = (1.0 + 1040 / 1800) / 2  # scaled marker 1, tissue 1040 / 1800
+    for image, label in volumes:
+        lesion = label.numpy()[0, ..., 0] > 0
+        marker = image.numpy()[0, ..., 0] > halfway
+        assert 2 * (marker & lesion).sum() / (marker.sum() + lesion.sum()) > 0.8
+
+
+def test_a_case_thinner_than_half_a_target_voxel_is_refused_naming_it(tmp_path):
+    dataset = _spacing_dataset(tmp_path, [(1.0, 1.0, 1.0)], shape=(4, 12, 12))
+    cfg = Pipeline3D(mode="patch", patch_size=(4, 8, 8), spacing=(10.0, 1.0, 1.0))
+    with pytest.raises(DataError, match=r"case 's0' \(\[4, 12, 12\] voxels of \[1.0, 1.0, "
+                       r"1.0\] mm\) is thinner than half a voxel of the target spacing") as err:
+        volume_dataset(dataset, dataset.cases, cfg, batch_size=1, training=True)
+    assert err.value.path == str(dataset.path(dataset.cases[0].image))
+
+
+def test_resize_mode_takes_no_target_spacing():
+    with pytest.raises(ConfigError, match="spacing is for patch mode"):
+        from_dict(Pipeline3D, {"mode": "resize", "spacing": [1.0, 1.0, 1.0]}, "data")
+    resize = Stage("s", (8, 16, 16), 1, phases=({"epochs": 1, "lr": 0.1},))
+    patch = dataclasses.replace(resize, mode="patch")
+    data = load_config(TrainConfig, None, ["data.target_spacing=[5, 1.5, 1.5]"]).data
+    assert pipeline_config(data, resize).spacing is None
+    assert pipeline_config(data, patch).spacing == (5.0, 1.5, 1.5)
+
+
+@pytest.mark.parametrize("value", [pytest.param("[0, 1, 1]", id="zero"),
+                                   pytest.param("[5, -1, 1]", id="negative")])
+def test_a_target_spacing_that_is_not_positive_is_a_config_error(value):
+    with pytest.raises(ConfigError, match=r"data.target_spacing is \[.*\]; allowed: > 0 for "
+                       "each item"):
+        load_config(TrainConfig, None, [f"data.target_spacing={value}"])

@@ -14,14 +14,18 @@ def make_run(tmp_path, monkeypatch):
     """Write a run folder for a stand-in model; ``load_run_model`` rebuilds it through unet3d."""
     import tfcovseg.models.runs
 
-    monkeypatch.setattr(tfcovseg.models.runs, "unet3d", tiny_unet)
+    def stand_in(encoder_weights=None, **kwargs):  # runs pass unet3d's encoder_weights
+        return tiny_unet(**kwargs)
 
-    def make(mode="resize", size=(8, 16, 16), pointwise=False, clip=(-1000.0, 500.0)):
-        run = tmp_path / f"run-{mode}-{int(pointwise)}"
+    monkeypatch.setattr(tfcovseg.models.runs, "unet3d", stand_in)
+
+    def make(mode="resize", size=(8, 16, 16), pointwise=False, clip=(-1000.0, 500.0),
+             spacing=None):
+        run = tmp_path / f"run-{mode}-{int(pointwise)}-{'native' if spacing is None else 'resampled'}"
         kwargs = {"channels": 3, "pointwise": pointwise}
         (run / "checkpoints").mkdir(parents=True)
         tiny_unet(**kwargs).save_weights(str(run / "checkpoints" / "best.weights.h5"))
-        spec = InputSpec(mode=mode, size=size, intensity=Intensity(clip=clip))
+        spec = InputSpec(mode=mode, size=size, intensity=Intensity(clip=clip), spacing=spacing)
         RunFolder(run).write_info(RunInfo(model=kwargs, input=spec))
         return run
 

@@ -57,20 +57,22 @@ SERVING_CLIENT = textwrap.dedent("""
     import numpy as np
     import tensorflow as tf
 
-    export_dir, volume, result = sys.argv[1:]
+    export_dir, volume, spacing, result = sys.argv[1:]
     signature = tf.saved_model.load(export_dir).signatures["serving_default"]
-    outputs = signature(ct=tf.constant(np.load(volume)))
+    outputs = signature(ct=tf.constant(np.load(volume)), spacing_mm=tf.constant(np.load(spacing)))
     np.save(result, outputs["lesion_probability"].numpy())
 """)
 
 
-def serve_in_plain_tensorflow(version_dir, batch, scratch):
-    """Run an export's serving_default on ``batch`` in a process that cannot import tfcovseg."""
+def serve_in_plain_tensorflow(version_dir, batch, spacing_mm, scratch):
+    """Run an export's serving_default on ``batch`` (voxel size ``spacing_mm``, D H W) in a
+    process that cannot import tfcovseg."""
     np.save(scratch / "ct.npy", batch)
+    np.save(scratch / "spacing.npy", np.asarray(spacing_mm, np.float32))
     env = {"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2"}
     subprocess.run(
         [sys.executable, "-c", SERVING_CLIENT, str(version_dir), str(scratch / "ct.npy"),
-         str(scratch / "out.npy")],
+         str(scratch / "spacing.npy"), str(scratch / "out.npy")],
         check=True, cwd=scratch, env=env, timeout=600,
     )
     return np.load(scratch / "out.npy")

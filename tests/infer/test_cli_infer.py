@@ -1,4 +1,7 @@
+from unittest import mock
+
 import numpy as np
+import pytest
 from click.testing import CliRunner
 from standins import sphere_ct, write_predictions
 
@@ -46,3 +49,40 @@ def test_predict_refuses_to_write_into_a_prepared_dataset(phantom_dataset, make_
         "(dataset.json); "
         "predict does not write into a dataset: give --out MASK.nii.gz outside it")
     assert sorted(image.parent.iterdir()) == before
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    pytest.param([], None, id="no-mirroring"),
+    pytest.param(["--tta"], (0, 1, 2), id="all-8-flips"),
+    pytest.param(["--tta", "--tta-axes", "1", "--tta-axes", "2"], (1, 2), id="H-and-W"),
+])
+@pytest.mark.parametrize(("command", "module", "function"), [
+    pytest.param(["predict", "--model", "MODEL", "CT"], "tfcovseg.infer.predict", "predict_ct",
+                 id="predict"),
+    pytest.param(["evaluate", "--model", "MODEL", "--data", "CT"], "tfcovseg.infer.evaluate",
+                 "evaluate_configured", id="evaluate"),
+    pytest.param(["export", "--model", "MODEL", "--out", "OUT"], "tfcovseg.infer.export",
+                 "export_savedmodel", id="export"),
+])
+def test_tta_options_reach_the_package_call(tmp_path, monkeypatch, command, module, function,
+                                            options, expected):
+    import importlib
+
+    (tmp_path / "MODEL").mkdir()
+    (tmp_path / "CT").touch()
+    target = importlib.import_module(module)
+    package_call = mock.create_autospec(getattr(target, function))
+    monkeypatch.setattr(target, function, package_call)
+    arguments = [str(tmp_path / a) if a in ("MODEL", "CT", "OUT") else a for a in command]
+    result = CliRunner().invoke(main, arguments + options)
+    assert result.exit_code == 0, result.output
+    assert package_call.call_args.kwargs["tta_axes"] == expected
+
+
+def test_tta_axes_without_tta_is_a_usage_error(tmp_path):
+    result = CliRunner().invoke(main, ["export", "--model", str(tmp_path), "--out",
+                                       str(tmp_path / "out"), "--tta-axes", "1"])
+    assert result.exit_code == 2 and "--tta-axes chooses the axes of --tta" in result.output
+    result = CliRunner().invoke(main, ["predict", "--model", str(tmp_path), str(tmp_path),
+                                       "--tta", "--tta-axes", "3"])
+    assert result.exit_code == 2 and "Invalid value for '--tta-axes'" in result.output

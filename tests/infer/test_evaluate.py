@@ -232,3 +232,29 @@ def test_options_that_cannot_apply_are_refused(phantom_dataset, tmp_path, option
 def test_sliding_window_settings_are_refused_before_the_model_loads(phantom_dataset, tmp_path):
     with pytest.raises(ConfigError, match="batch size must be a whole number of windows >= 1"):
         evaluate(model_dir=tmp_path / "no-model-here", data=phantom_dataset.root, batch_size=0)
+
+
+def test_a_patch_run_at_a_target_spacing_is_evaluated_with_mirroring(phantom_dataset, make_run,
+                                                                    tmp_path):
+    run = make_run(mode="patch", size=(8, 16, 16), spacing=(10.0, 5.0, 5.0))  # phantoms: 5 x 2.5 x 2.5
+    evaluate(model_dir=run, data=phantom_dataset.root, out=tmp_path / "out", tta_axes=(1, 2))
+    for case in phantom_dataset.labelled:  # masks on the labels' own grid
+        label = nib.load(str(phantom_dataset.path(case.label)))
+        mask = nib.load(str(tmp_path / "out" / "predictions" / f"{case.id}.nii.gz"))
+        assert mask.shape == label.shape and np.allclose(mask.affine, label.affine)
+
+
+def test_cases_that_do_not_fit_the_model_are_refused_before_any_is_predicted(phantom_dataset,
+                                                                            make_run, tmp_path):
+    run = make_run(mode="patch", size=(8, 16, 16), spacing=(500.0, 2.5, 2.5))  # 24 x 5 mm < 250 mm
+    with pytest.raises(DataError, match="thinner than half a voxel of the model's target") as err:
+        evaluate(model_dir=run, data=phantom_dataset.root, out=tmp_path / "out")
+    assert err.value.path == str(phantom_dataset.path(phantom_dataset.labelled[0].image))
+    assert not (tmp_path / "out").exists()
+
+
+def test_mirroring_is_refused_for_a_predictions_folder(phantom_dataset, tmp_path):
+    predictions = write_predictions(phantom_dataset, tmp_path / "pred")
+    with pytest.raises(ConfigError, match="--tta is for images predicted with --model, not for "
+                       "--predictions"):
+        evaluate(data=phantom_dataset.root, predictions=predictions, tta_axes=(0, 1, 2))

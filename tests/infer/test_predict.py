@@ -154,3 +154,36 @@ def test_sliding_window_settings_are_checked_before_anything_is_read(tmp_path):
     with pytest.raises(ConfigError, match=r"overlap must be in \[0, 1\)"):
         predict_ct(tmp_path / "no-model-here", tmp_path / "no-ct-here.nii.gz", overlap=1.0)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_patch_model_at_its_own_spacing_writes_the_mask_on_the_input_grid(make_run, las_ct):
+    path, inside_xyz = las_ct  # 5 mm slices, 0.8 x 0.7 mm pixels
+    run = make_run(mode="patch", size=(4, 8, 8), pointwise=True, spacing=(2.5, 1.6, 1.4))
+    report = predict_ct(run, path, probabilities=True, tta_axes=(0, 1, 2))
+    paths = output_paths(path)
+    for written in (paths.mask, paths.probabilities):
+        image = nib.load(str(written))
+        np.testing.assert_allclose(image.affine, LAS_AFFINE, atol=1e-5)
+        assert image.shape == inside_xyz.shape
+    assert dice(inside_xyz, np.asanyarray(nib.load(str(paths.mask)).dataobj)) > 0.9
+    assert report["model_spacing_mm"] == [2.5, 1.6, 1.4] and report["tta_axes"] == [0, 1, 2]
+    assert report["severity"]["total"] in {"CT-0", "CT-1", "CT-2", "CT-3", "CT-4"}
+    assert "severity_rule" in json.loads(paths.report.read_text())
+
+
+def test_a_ct_thinner_than_half_a_model_voxel_is_refused_before_anything_is_written(make_run,
+                                                                                   tmp_path):
+    hu, _ = sphere_ct(shape=(1, 40, 36))  # one 5 mm slice, for a model trained at 20 mm
+    path = tmp_path / "slice.nii.gz"
+    write_volume(path, hu, np.diag([0.7, 0.8, 5.0, 1.0]))
+    run = make_run(mode="patch", size=(4, 8, 8), spacing=(20.0, 1.6, 1.4))
+    with pytest.raises(DataError, match="thinner than half a voxel of the model's target") as err:
+        predict_ct(run, path)
+    assert err.value.path == str(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run-patch-0-resampled", "slice.nii.gz"]
+
+
+def test_mirroring_axes_are_checked_before_anything_is_read(tmp_path):
+    with pytest.raises(ConfigError, match="test-time mirroring: axes must be distinct"):
+        predict_ct(tmp_path / "no-model-here", tmp_path / "no-ct-here.nii.gz", tta_axes=(1, 1))
+    assert list(tmp_path.iterdir()) == []

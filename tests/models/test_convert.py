@@ -17,8 +17,11 @@ from tfcovseg.models import unet3d
 from tfcovseg.models.convert import (
     KINETICS_SHA256_PREFIX,
     KINETICS_URL,
+    SIDECAR_KIND,
     convert_weights,
     fetch_kinetics_weights,
+    read_sidecar,
+    sidecar_path,
 )
 
 # float32, eval mode: largest logit difference over the largest reference logit
@@ -135,6 +138,32 @@ def test_authors_layout_with_one_key_wrong_names_that_key_alone(tmp_path, versio
     assert f"weights do not fit the model: {problem}" in message
     assert " | " not in message  # every other key of the authors' layout fits
     assert not (tmp_path / "unet.h5").exists()
+
+
+def test_converted_unet_gets_a_sidecar_with_its_unet3d_arguments(tmp_path):
+    save_zeros(authors_keys(LATER.key_list), tmp_path / "later.safetensors")
+    arguments = convert_weights(faimed3d=tmp_path / "later.safetensors", out=tmp_path / "unet.h5")
+    sidecar = json.loads((tmp_path / "unet.json").read_text())
+    assert sidecar["kind"] == SIDECAR_KIND and sidecar["source"] == "faimed3d"
+    assert sidecar["network"] == "unet3d" and sidecar["layout"] == LATER.layout
+    assert sidecar["arguments"] == arguments == {"classes": 2, "skip_norm": "batch", **LATER.unet3d}
+    assert read_sidecar(tmp_path / "unet.h5") == sidecar
+    assert sorted(p.name for p in tmp_path.iterdir()) == [  # no temporary file left
+        "later.safetensors", "unet.h5", "unet.json"]
+
+
+@pytest.mark.parametrize("weights, sidecar", [
+    pytest.param("w/unet.h5", "w/unet.json", id="h5"),
+    pytest.param("w/cell.weights.h5", "w/cell.json", id="weights-h5"),
+])
+def test_sidecar_is_named_after_the_weights_file(weights, sidecar):
+    assert sidecar_path(weights) == Path(sidecar)
+
+
+def test_weights_without_their_sidecar_say_what_is_missing(tmp_path):
+    (tmp_path / "unet.h5").touch()
+    with pytest.raises(WeightsError, match="no unet.json beside the weights file"):
+        read_sidecar(tmp_path / "unet.h5")
 
 
 def test_state_dict_of_neither_faimed3d_layout_names_the_file_and_the_keys_looked_for(tmp_path):

@@ -6,13 +6,16 @@ Two sampling modes:
   20x256x256 in stage 2): image trilinear with ``align_corners=True``, label with PyTorch's
   legacy nearest rule, as faimed3d does; then the intensity scaling (per-volume min-max by
   default) on the resized volume.
-- ``patch``: the intensity scaling runs on the whole volume at native resolution, then random
-  ``patch_size`` patches are cut (``patches_per_volume`` per case and pass); a volume smaller
+- ``patch``: with a target ``spacing`` (nnU-Net's plan; ``tfcovseg train`` uses the median
+  spacing of the training cases unless ``data.target_spacing`` says otherwise) every case is
+  first resampled to that voxel size (``tfcovseg.resize``: image trilinear, label nearest on the
+  same ``align_corners`` positions; each case's spacing from its image header); then the
+  intensity scaling runs on the whole volume, then random ``patch_size`` patches are cut (``patches_per_volume`` per case and pass); a volume smaller
   than the patch is padded (image with its minimum, label with 0). A fraction
   ``lesion_fraction`` of patches is centred on a lesion voxel drawn uniformly; the rest, and
   all patches of a case without lesions, start uniformly at random.
 
-Order: decode (parallel) -> resize, or scale and pad to the patch size -> optional in-memory
+Order: decode (parallel) -> resize, or resample, scale and pad to the patch size -> optional in-memory
 ``cache`` (of that result, so later passes skip decoding) -> shuffle (training) -> cut patches
 -> augment (training) -> batch -> prefetch. Every random draw comes from a per-element seed
 derived from ``seed``; the same seed gives the same batches pass for pass, and each pass of a
@@ -20,13 +23,16 @@ training dataset reshuffles and redraws.
 """
 
 
+import numpy as np
 import tensorflow as tf
 
 from tfcovseg.data.augment import augment3d
 from tfcovseg.data.intensity import normalise
 from tfcovseg.data.reader import case_dataset
+from tfcovseg.errors import DataError
 from tfcovseg.io.manifest import Dataset
-from tfcovseg.resize import resize_linear, resize_nearest
+from tfcovseg.io.nifti import read_grid, spacing_mm
+from tfcovseg.resize import resampled_size, resize_linear, resize_nearest
 from tfcovseg.settings.data import Pipeline3D
 
 SPATIAL_RANK = 3
@@ -81,14 +87,41 @@ def whole_volume_dataset(dataset: Dataset, cases: list, cfg: Pipeline3D) -> tf.d
 
 
 def decoded_volumes(dataset: Dataset, cases: list, cfg: Pipeline3D, parallel) -> tf.data.Dataset:
-    """Decoded cases through ``fit_case_to_pipeline``, kept in memory after the first pass with ``cache``."""
+    """Decoded cases with their ``spacing_mm`` through ``fit_case_to_pipeline``, kept in memory
+    after the first pass with ``cache``."""
     volumes = case_dataset(dataset, cases, ("image", "label"), parallel)
+    spacings = case_spacings(dataset, cases)
+    if cfg.mode == "patch" and cfg.spacing is not None:
+        _check_resampled_sizes(dataset, cases, spacings, cfg.spacing)
+    spacings = tf.data.Dataset.from_tensor_slices(spacings)
+    volumes = tf.data.Dataset.zip((volumes, spacings)).map(
+        lambda case, spacing: {**case, "spacing_mm": spacing})
     volumes = volumes.map(lambda case: fit_case_to_pipeline(case, cfg), num_parallel_calls=parallel)
     return volumes.cache() if cfg.cache else volumes
 
 
+def case_spacings(dataset: Dataset, cases: list) -> np.ndarray:
+    """The voxel size (mm, D H W) of each case's image, ``[cases, 3]``, from the headers;
+    a voxel size that is not positive is refused, naming the file."""
+    spacings = []
+    for case in cases:
+        path = dataset.path(case.image)
+        spacing = spacing_mm(read_grid(path)[1])
+        if not all(np.isfinite(s) and s > 0 for s in spacing):
+            raise DataError(f"case {case.id!r}: voxel spacing {list(spacing)} mm in the header, "
+                            "expected 3 positive sizes (D, H, W)", path)
+        spacings.append(spacing)
+    return np.array(spacings, np.float64).reshape(-1, 3)
+
+
+def median_spacing(dataset: Dataset, cases: list) -> tuple:
+    """The median voxel size (mm) per axis, D H W, of ``cases``: nnU-Net's target spacing."""
+    return tuple(float(s) for s in np.median(case_spacings(dataset, cases), axis=0))
+
+
 def fit_case_to_pipeline(case: dict, cfg: Pipeline3D) -> dict:
-    """Resize (resize mode) or pad to the patch size (patch mode), and scale intensities.
+    """Resize (resize mode) or resample to the target spacing and pad to the patch size (patch
+    mode), and scale intensities.
 
     Adds the channel axis; this is what ``cache`` keeps.
     """
@@ -97,6 +130,10 @@ def fit_case_to_pipeline(case: dict, cfg: Pipeline3D) -> dict:
     if cfg.mode == "resize":
         image = resize_linear(image, cfg.size)
         label = resize_nearest(label, cfg.size)
+    elif cfg.spacing is not None:
+        size = resampled_size(tf.shape(image)[:SPATIAL_RANK], case["spacing_mm"], cfg.spacing)
+        image = resize_linear(image, size)
+        label = resize_nearest(label, size, align_corners=True)
     image = normalise(image[..., 0], cfg.intensity)[..., None]
     if cfg.mode == "patch":
         image, label = pad_to_patch(image, label, tf.constant(cfg.patch_size, tf.int32))
@@ -162,3 +199,15 @@ def pad_to_patch(image, label, patch):
     paddings = tf.concat([tf.stack([before, missing - before], axis=1), [[0, 0]]], 0)
     image = tf.pad(image, paddings, constant_values=tf.reduce_min(image))
     return image, tf.pad(label, paddings)
+
+
+def _check_resampled_sizes(dataset: Dataset, cases: list, spacings, target) -> None:
+    """Refuse a case thinner than half a voxel of the ``target`` spacing along an axis."""
+    for case, spacing in zip(cases, spacings):
+        path = dataset.path(case.image)
+        shape = read_grid(path)[0]
+        size = [int(n) for n in resampled_size(shape, spacing, target)]
+        if min(size) < 1:
+            raise DataError(f"case {case.id!r} ({list(shape)} voxels of "
+                            f"{[round(float(v), 4) for v in spacing]} mm) is thinner than half a "
+                            f"voxel of the target spacing {list(target)} mm along an axis", path)

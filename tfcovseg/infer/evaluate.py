@@ -9,7 +9,10 @@ as the benchmark's ``COVID-19-Seg-Evaluation.py`` does: masks are the NIfTI arra
   masks are kept in ``OUT/predictions/<id>.nii.gz`` so they can be inspected or re-scored.
   Images must be in HU: a case flagged ``windowed`` (0..255) in the manifest, or whose
   intensities look windowed, needs ``--input-window LOW HIGH`` (``tfcovseg.io.checks.unwindow``);
-  one flagged ``not_hu`` is refused.
+  one flagged ``not_hu`` is refused. Each image goes in with its header spacing (a patch-mode
+  run resamples it to the run's target spacing and back), and ``--tta`` mirrors it
+  (``tfcovseg.models.sliding_window.mirrored``); every case is checked against the model's input
+  spec (``tfcovseg.infer.predictor.check_fits``) before the first one is predicted.
 - ``--predictions DIR``: scores existing masks ``DIR/<id>.nii.gz`` (or ``.nii``) from any tool.
   They must lie on the grid of the case's prepared label file (same shape, orientation and
   affine; prepared files are RAS+, so a mask made on the original scan may need reorienting)
@@ -42,10 +45,17 @@ from tfcovseg.files import write_text
 from tfcovseg.infer import GRID_TOLERANCE_MM
 from tfcovseg.io.checks import check_case, check_mask_values, check_window, ct_in_hu
 from tfcovseg.io.manifest import MANIFEST, load_dataset
-from tfcovseg.io.nifti import load_nifti, read_volume, save_image, to_source_grid
+from tfcovseg.io.nifti import (
+    load_nifti,
+    read_grid,
+    read_volume,
+    save_image,
+    spacing_mm,
+    to_source_grid,
+)
 from tfcovseg.metrics import LESION_TOLERANCE_MM, dice, surface_dice
 from tfcovseg.rundir import RunFolder
-from tfcovseg.settings.inference import EvaluateConfig, check_sliding_window
+from tfcovseg.settings.inference import EvaluateConfig, check_sliding_window, check_tta_axes
 from tfcovseg.settings.train import SPLITS
 
 LESION_LABEL = 1  # Ma et al.: gt == 1 and seg == 1
@@ -171,15 +181,18 @@ def summary_markdown(summary: list, title: str, tolerance_mm: float) -> str:
 
 
 def evaluate(model_dir=None, data=None, out=None, predictions=None, tolerance=None,
-             overlap=None, batch_size=None, split=None, input_window=None) -> list:
+             overlap=None, batch_size=None, split=None, input_window=None, tta_axes=None) -> list:
     """Score a model (run folder or export) or a folder of predictions on a dataset's labels.
 
     ``split`` ("train" or "tuning"): only the cases of that part of the run's saved split
     (``model_dir`` must then be the training run's folder; ``data`` defaults to the dataset the
     run trained on, as its run.json records).
-    ``overlap``, ``batch_size``: the sliding window (``load_predictor``; None: its defaults).
+    ``overlap``, ``batch_size``: the sliding window; ``tta_axes``: test-time mirroring
+    (0, 1, 2 = D, H, W; ``load_predictor``; None: its defaults).
     ``input_window`` (low, high HU): the window the images were cut from before they were
     rescaled to 0..255 (``--model`` only; see the module docstring).
+    Every case is checked against the model's input spec (``check_fits``: voxel spacing, extent
+    at the model's target spacing) before the first one is predicted.
     """
     if (model_dir is None) == (predictions is None):
         raise TfcovsegError("give either --model (a run or export) or --predictions (a folder)")
@@ -187,10 +200,12 @@ def evaluate(model_dir=None, data=None, out=None, predictions=None, tolerance=No
         data = RunFolder(model_dir).trained_dataset()
     if data is None:
         raise TfcovsegError("--data (a prepared dataset) is required")
-    if model_dir is None and input_window is not None:
-        raise ConfigError("--input-window is for images predicted with --model, not for "
-                          "--predictions")
+    for option, value in (("--input-window", input_window), ("--tta", tta_axes)):
+        if model_dir is None and value is not None:
+            raise ConfigError(f"{option} is for images predicted with --model, not for "
+                              "--predictions")
     check_sliding_window(overlap, batch_size)
+    check_tta_axes(tta_axes)
     tolerance_mm = LESION_TOLERANCE_MM if tolerance is None else float(tolerance)
     if not tolerance_mm > 0:
         raise ConfigError(f"the NSD tolerance must be a positive number of mm, got {tolerance:g}")
@@ -205,7 +220,9 @@ def evaluate(model_dir=None, data=None, out=None, predictions=None, tolerance=No
     if model_dir is not None:
         from tfcovseg.infer.predictor import load_predictor
 
-        predictor = load_predictor(model_dir, overlap=overlap, batch_size=batch_size)
+        predictor = load_predictor(model_dir, overlap=overlap, batch_size=batch_size,
+                                   tta_axes=tta_axes)
+        _check_cases_fit(predictor, dataset, cases)
 
     rows = []
     for case in cases:
@@ -264,11 +281,22 @@ def _check_flagged_intensities(dataset, cases: list, window) -> None:
                             "--input-window LOW HIGH (HU)", dataset.path(case.image))
 
 
+def _check_cases_fit(predictor, dataset, cases: list) -> None:
+    """Every case's image grid against the model's input spec, from the headers."""
+    from tfcovseg.infer.predictor import check_fits
+
+    for case in cases:
+        path = dataset.path(case.image)
+        shape, affine = read_grid(path)
+        check_fits(predictor.spec, shape, spacing_mm(affine), path)
+
+
 def _predicted_image(predictor, image_path, out_path, window) -> nib.Nifti1Image:
     from tfcovseg.models.sliding_window import lesion_mask  # TensorFlow only when a model is scored
 
     volume = read_volume(image_path)
-    mask = lesion_mask(predictor(ct_in_hu(volume.array, image_path, window))).astype(np.uint8)
+    hu = ct_in_hu(volume.array, image_path, window)
+    mask = lesion_mask(predictor(hu, volume.spacing)).astype(np.uint8)
     image = to_source_grid(mask, volume)
     save_image(image, out_path)
     return image

@@ -17,6 +17,10 @@ The CT must be in HU (``tfcovseg.io.checks.ct_in_hu``): a volume windowed to 0..
 al.'s radiopaedia volumes) is refused unless ``--input-window LOW HIGH`` declares the HU window
 it was cut from, which maps it back to HU (``unwindow``) before prediction.
 
+The CT's voxel spacing comes from its header (DICOM: pixel spacing and slice positions); it
+must be positive, and a patch-mode model trained at a target spacing resamples the CT to it and
+the probabilities back, so the mask still lands on the CT's own grid.
+
 Lung volumes come from ``--lung-mask`` (a NIfTI on the CT's grid; any labels: two labels are
 read as the two lungs, a binary mask is split at the body midline) or else from the simple
 threshold extraction of ``tfcovseg.infer.lungs``, to which the predicted lesion is added
@@ -32,13 +36,13 @@ from tfcovseg.errors import ConfigError, TfcovsegError
 from tfcovseg.files import write_json
 from tfcovseg.infer import GRID_TOLERANCE_MM
 from tfcovseg.infer.lungs import body_midline, extract_lungs, split_sides
-from tfcovseg.infer.predictor import load_predictor
+from tfcovseg.infer.predictor import check_fits, load_predictor
 from tfcovseg.infer.report import format_summary, volume_report, write_overlay_png
 from tfcovseg.io.checks import ct_in_hu
 from tfcovseg.io.manifest import MANIFEST
 from tfcovseg.io.nifti import read_volume, save_image, to_source_grid
 from tfcovseg.models.sliding_window import lesion_mask
-from tfcovseg.settings.inference import check_sliding_window
+from tfcovseg.settings.inference import check_sliding_window, check_tta_axes
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
@@ -112,20 +116,25 @@ def read_lung_mask(path, volume) -> np.ndarray:
 
 
 def predict_ct(model_dir, input_path, out=None, probabilities=False, lung_mask=None,
-               overlap=None, batch_size=None, input_window=None) -> dict:
+               overlap=None, batch_size=None, tta_axes=None, input_window=None) -> dict:
     """Predict, write the mask (and probabilities), the report JSON and PNG; return the report.
 
-    ``overlap``, ``batch_size``: the sliding window (``load_predictor``; None: its defaults).
+    ``overlap``, ``batch_size``: the sliding window; ``tta_axes``: test-time mirroring
+    (``load_predictor``; None: its defaults).
     ``input_window`` (low, high HU): the window a 0..255 input was cut from (module docstring).
-    Every input is checked before the model is loaded or anything is written.
+    Every input is checked before the model is loaded (and, against the model's input spec:
+    ``check_fits``, after it is loaded) before anything is written.
     """
     paths = output_paths(input_path, out)
     check_sliding_window(overlap, batch_size)
+    check_tta_axes(tta_axes)
     volume = read_ct(input_path)
     volume = dataclasses.replace(volume, array=ct_in_hu(volume.array, input_path, input_window))
     given_lung = None if lung_mask is None else read_lung_mask(lung_mask, volume)
-    predictor = load_predictor(model_dir, overlap=overlap, batch_size=batch_size)
-    lesion_probability = predictor(volume.array)
+    predictor = load_predictor(model_dir, overlap=overlap, batch_size=batch_size,
+                               tta_axes=tta_axes)
+    check_fits(predictor.spec, volume.array.shape, volume.spacing, input_path)
+    lesion_probability = predictor(volume.array, volume.spacing)
     lesion = lesion_mask(lesion_probability)
     save_image(to_source_grid(lesion.astype(np.uint8), volume), paths.mask)
     if probabilities:
@@ -144,6 +153,8 @@ def predict_ct(model_dir, input_path, out=None, probabilities=False, lung_mask=N
         "probabilities": str(paths.probabilities) if probabilities else None,
         "shape": list(volume.array.shape),
         "spacing_mm": list(volume.spacing),
+        "model_spacing_mm": None if predictor.spec.spacing is None else list(predictor.spec.spacing),
+        "tta_axes": None if predictor.tta_axes is None else list(predictor.tta_axes),
         "lung_source": lung_source,
     }
     report.update(volume_report(lesion, volume.spacing, split_sides(lung, midline)))

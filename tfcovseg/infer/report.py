@@ -1,8 +1,16 @@
 """The prediction report: lesion and lung volumes as numbers, a printed summary, an overlay PNG.
 
 Volumes are voxel counts times the voxel volume (mm^3 / 1000 = mL). "Affected" is the share
-of a lung's volume that is predicted lesion. Lungs are split into right and left
-(``tfcovseg.infer.lungs.split_sides``); lesion voxels outside the lung mask are reported apart.
+of a lung's volume that is predicted lesion, counting lesion inside that lung only. Lungs are
+split into right and left (``tfcovseg.infer.lungs.split_sides``); lesion voxels outside the
+lung mask are reported apart.
+
+Severity follows MosMedData's CT-0..CT-4 scale (Morozov et al., 2020, the categories of the
+MosMed studies' folders) on the share of lung involved, per lung and for both lungs: CT-0 no
+lesion voxel in the lung, CT-1 under 25 %, CT-2 from 25 % to under 50 %, CT-3 from 50 % to under
+75 %, CT-4 75 % and more (a boundary belongs to the higher category: exactly 25 % is CT-2). The
+rule is decided on voxel counts in integers, so a boundary is exact; ``SEVERITY_RULE`` states it
+in the report.
 """
 
 import math
@@ -17,6 +25,13 @@ LUNG_WINDOW_HU = (-1350.0, 150.0)  # lung window: level -600, width 1500
 OVERLAY_SLICES = 4
 OVERLAY_ALPHA = 0.45
 SIDES = ("right", "left")
+# MosMedData's scale: (category, lowest share of lung involved in %, inclusive), highest first
+SEVERITY_BOUNDS = (("CT-4", 75), ("CT-3", 50), ("CT-2", 25))
+SEVERITY_RULE = ("MosMedData CT-0..CT-4 from the share of the lung's volume involved by lesion "
+                 "inside that lung: CT-0 0 % (no lesion voxel), CT-1 above 0 and under 25 %, "
+                 "CT-2 25 % to under 50 %, CT-3 50 % to under 75 %, CT-4 75 % and more; a "
+                 "boundary belongs to the higher category (exactly 25 % is CT-2); null without "
+                 "a lung volume")
 
 
 def _ml(mask, voxel_ml: float) -> float:
@@ -27,34 +42,55 @@ def _percent(part: float, whole: float):
     return 100.0 * part / whole if whole > 0 else None
 
 
+def ct_severity(lesion_voxels: int, lung_voxels: int) -> str | None:
+    """MosMedData's category of a lung with ``lesion_voxels`` of its ``lung_voxels`` involved
+    (``SEVERITY_RULE``); None for an empty lung."""
+    if lung_voxels <= 0:
+        return None
+    if lesion_voxels <= 0:
+        return "CT-0"
+    for category, lowest_percent in SEVERITY_BOUNDS:
+        if 100 * lesion_voxels >= lowest_percent * lung_voxels:
+            return category
+    return "CT-1"
+
+
 def volume_report(lesion, spacing, sides: dict) -> dict:
-    """Lesion volume (mL), and lung volume and lesion share per lung ``sides`` ({"right": mask,
-    "left": mask})."""
+    """Lesion volume (mL), and per lung ``sides`` ({"right": mask, "left": mask}) and both: lung
+    volume, lesion inside it, the share affected and the CT severity category."""
     voxel_ml = math.prod(spacing) / MM3_PER_ML
     lesion = np.asarray(lesion, bool)
+    lung_voxels = {side: int(np.count_nonzero(sides[side])) for side in SIDES}
+    in_lung_voxels = {side: int(np.count_nonzero(lesion & sides[side])) for side in SIDES}
+    lung_voxels["total"] = sum(lung_voxels.values())
+    in_lung_voxels["total"] = sum(in_lung_voxels.values())
+    lungs = {k: n * voxel_ml for k, n in lung_voxels.items()}
+    in_lungs = {k: n * voxel_ml for k, n in in_lung_voxels.items()}
     report = {"voxel_ml": voxel_ml, "lesion_ml": _ml(lesion, voxel_ml)}
-    lungs = {side: _ml(sides[side], voxel_ml) for side in SIDES}
-    in_lungs = {side: _ml(lesion & sides[side], voxel_ml) for side in SIDES}
-    lungs["total"] = sum(lungs.values())
-    in_lungs["total"] = sum(in_lungs.values())
     report["lung_ml"] = lungs
     report["lesion_in_lung_ml"] = in_lungs
     report["lesion_outside_lungs_ml"] = report["lesion_ml"] - in_lungs["total"]
     report["affected_percent"] = {k: _percent(in_lungs[k], lungs[k]) for k in lungs}
+    report["severity"] = {k: ct_severity(in_lung_voxels[k], lung_voxels[k]) for k in lungs}
+    report["severity_rule"] = SEVERITY_RULE
     return report
 
 
 def format_summary(report: dict) -> str:
     """A few lines for the terminal."""
-    lines = [f"lesion volume: {report['lesion_ml']:.1f} mL",
+    lines = [f"lesion volume: {report['lesion_ml']:.1f} mL "
+             f"({report['lesion_in_lung_ml']['total']:.1f} mL inside the lungs)",
              f"lungs ({report['lung_source']}):"]
     for side in (*SIDES, "total"):
         share = report["affected_percent"][side]
         share_text = "n/a" if share is None else f"{share:.1f} %"
         lines.append(
             f"  {side:>5}: lung {report['lung_ml'][side]:8.1f} mL, "
-            f"lesion {report['lesion_in_lung_ml'][side]:7.1f} mL, affected {share_text}"
+            f"lesion {report['lesion_in_lung_ml'][side]:7.1f} mL, affected {share_text}, "
+            f"{report['severity'][side] or 'severity n/a'}"
         )
+    lines.append("severity: MosMedData CT-0..CT-4 (CT-1 < 25 % <= CT-2 < 50 % <= CT-3 < 75 % "
+                 "<= CT-4)")
     return "\n".join(lines)
 
 

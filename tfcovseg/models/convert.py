@@ -4,6 +4,13 @@ Each Keras layer is paired with the PyTorch module it ports, by name; ``torch_we
 checks every key and shape before anything changes. The result is a Keras weights file (.h5),
 written atomically: ``r3d18(weights=...)`` / ``unet3d(encoder_weights=...)`` read the encoder
 file, ``model.load_weights`` the U-Net file (build ``unet3d`` with the printed arguments).
+Beside it goes a sidecar ``<name>.json`` saying what the file holds (``SIDECAR_KIND``), so that
+``tfcovseg.load_model`` and ``tfcovseg train --init`` can rebuild the network from the file alone::
+
+    {"kind": "tfcovseg-converted-weights", "version": 1,
+     "source": "faimed3d" | "torchvision", "layout": "paper-era faimed3d (06ccb92)",
+     "network": "unet3d" | "r3d18", "arguments": {...unet3d keyword arguments...},
+     "converted_from": "unet.pth"}
 
 faimed3d wrote two state_dict layouts (PAPERS.md section 1, "State_dict layouts"; the authors'
 full key lists are in tests/models/fixtures/faimed3d-state-dict-keys): the paper era's (commit
@@ -19,7 +26,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from tfcovseg.errors import TfcovsegError, WeightsError
-from tfcovseg.files import atomic_path, save_weights
+from tfcovseg.files import WEIGHTS_SUFFIX, atomic_path, read_json_of_kind, save_weights, write_json
 from tfcovseg.models.layers import InstanceNorm
 from tfcovseg.models.r3d18 import BLOCKS_PER_STAGE, PREFIX, STAGE_CHANNELS, r3d18
 from tfcovseg.models.torch_weights import assign, read_state_dict, strip_prefix
@@ -29,6 +36,8 @@ KINETICS_URL = "https://download.pytorch.org/models/r3d_18-b3b3357e.pth"
 # torchvision names its files <name>-<first 8 hex digits of the file's sha256>.pth
 KINETICS_SHA256_PREFIX = "b3b3357e"
 CLASSIFIER_PREFIX = "fc."  # the Kinetics-400 classifier: not part of the encoder
+SIDECAR_KIND = "tfcovseg-converted-weights"
+SOURCES = {"torchvision": "r3d18", "faimed3d": "unet3d"}  # what each source converts to
 
 
 @dataclass(frozen=True)
@@ -171,8 +180,9 @@ def convert_weights(torchvision=None, faimed3d=None, out="weights/r3d18_kinetics
 
     ``torchvision``: an r3d_18 state_dict -> R3D-18 encoder weights (the classifier is dropped).
     ``faimed3d``: a DynamicUnet3D state_dict of either faimed3d layout (``FAIMED3D_LAYOUTS``,
-    detected from the keys) -> U-Net weights. Returns the ``unet3d`` keyword arguments the
-    weights fit (``{}`` for encoder weights, which fit any U-Net).
+    detected from the keys) -> U-Net weights. The sidecar (``sidecar_path(out)``) is written
+    after the weights. Returns the ``unet3d`` keyword arguments the weights fit (``{}`` for
+    encoder weights, which fit any U-Net).
     """
     if (torchvision is None) == (faimed3d is None):
         raise TfcovsegError("give exactly one of --torchvision or --faimed3d")
@@ -192,9 +202,35 @@ def convert_weights(torchvision=None, faimed3d=None, out="weights/r3d18_kinetics
         pairs = pairs_for(model, unet_modules(model, layout))
         assign(pairs, state_dict, source=source)
     save_weights(model, out)
+    source_kind = "torchvision" if torchvision is not None else "faimed3d"
+    write_json(sidecar_path(out), {
+        "kind": SIDECAR_KIND, "version": 1, "source": source_kind, "layout": found,
+        "network": SOURCES[source_kind], "arguments": arguments, "converted_from": str(source)})
     built_with = f"; build it with unet3d(**{arguments})" if arguments else ""
     print(f"converted {len(pairs)} tensors of {model.name} ({found}) from {source} to {out}{built_with}")
     return arguments
+
+
+def sidecar_path(weights) -> Path:
+    """The JSON beside a weights file: ``unet.h5`` -> ``unet.json``, ``x.weights.h5`` -> ``x.json``."""
+    weights = Path(weights)
+    name = weights.name.removesuffix(WEIGHTS_SUFFIX) if weights.name.endswith(WEIGHTS_SUFFIX) else weights.stem
+    return weights.with_name(f"{name}.json")
+
+
+def read_sidecar(weights) -> dict:
+    """The sidecar ``convert_weights`` wrote beside ``weights`` (``WeightsError`` if it is
+    missing, of another kind, or names an unknown source)."""
+    path = sidecar_path(weights)
+    if not path.is_file():
+        raise WeightsError(f"no {path.name} beside the weights file saying what it holds "
+                           f"(tfcovseg convert-weights writes one; convert the file again)", weights)
+    data = read_json_of_kind(path, SIDECAR_KIND, "converted-weights description")
+    if data.get("source") not in SOURCES or not isinstance(data.get("arguments"), dict):
+        raise WeightsError(f"source {data.get('source')!r} or arguments {data.get('arguments')!r} "
+                           f"not understood; expected a source among {', '.join(SOURCES)} and a "
+                           f"dict of unet3d arguments", path)
+    return data
 
 
 def sha256(path) -> str:

@@ -9,7 +9,7 @@ import dataclasses
 from typing import Literal, get_args
 
 from tfcovseg.config import bounded, frozen_settings
-from tfcovseg.settings.data import Augment3D, Intensity, Mode, Pipeline3D
+from tfcovseg.settings.data import SPACING_MM, Augment3D, Intensity, Mode, Pipeline3D
 from tfcovseg.settings.phantoms import Phantoms
 
 Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]
@@ -78,6 +78,10 @@ class DataConfig:
     augment: Augment3D = dataclasses.field(default_factory=Augment3D)
     lesion_fraction: float = bounded(0.5, low=0.0, high=1.0)  # mode patch: lesion-centred
     patches_per_volume: int = bounded(1, low=1)  # mode patch
+    # mode patch: the voxel size (mm, D H W) training cases are resampled to and prediction
+    # resamples inputs to; null: the median spacing of the training cases per axis (nnU-Net's
+    # plan). Resize mode ignores it (the paper resizes whole volumes).
+    target_spacing: tuple[float, float, float] | None = bounded(None, **SPACING_MM)
     cache: bool = True  # keep resized volumes in memory after the first epoch
 
 
@@ -153,6 +157,9 @@ class TrainConfig:
     strategy: Strategy = "auto"
     seed: int = 0
     out: str | None = None  # run folder; default runs/<config name>-<UTC time>
+    # fine-tuning: start from this model (a run folder, or a U-Net converted by convert-weights
+    # --faimed3d); its unet3d arguments fill the model section (train --init sets it)
+    init: str | None = None
     tensorboard: bool = True
 
     def __post_init__(self):
@@ -171,6 +178,7 @@ def pipeline_config(data: DataConfig, stage: Stage) -> Pipeline3D:
         patch_size=stage.patch_size,
         lesion_fraction=data.lesion_fraction,
         patches_per_volume=data.patches_per_volume,
+        spacing=data.target_spacing if stage.mode == "patch" else None,
         intensity=data.intensity,
         augment=data.augment,
         cache=data.cache,

@@ -19,6 +19,7 @@ from tfcovseg.errors import TfcovsegError
 from tfcovseg.rundir import Position, RunFolder
 from tfcovseg.settings.train import Stage, TrainConfig, pipeline_config
 from tfcovseg.train.callbacks import BestDiceCheckpoint, FreezeEncoder, OneCycle
+from tfcovseg.train.finetune import init_model_file
 from tfcovseg.train.losses import DiceCrossEntropy
 from tfcovseg.train.optimizer import FastaiAdam, base_optimizer, reset_optimizer_state
 
@@ -167,12 +168,12 @@ def fit_stages(config: TrainConfig, dataset, split: dict, run: RunFolder, strate
                chief: bool = True, on_stage_start=None) -> Position:
     """Train every stage from ``position`` on; returns the final position.
 
-    ``on_stage_start(stage)`` runs before a stage trains (the run writes run.json there).
+    The first stage starts from ``config.init``'s weights when it names a model (fine-tuning).
+    ``on_stage_start(stage, model)`` runs before a stage trains, its starting weights loaded
+    (the run writes run.json there and scores the loaded model).
     """
     while not done(config, position):
         stage = config.stages[position.stage]
-        if on_stage_start is not None:
-            on_stage_start(stage)
         model = build_model(config, strategy)
         if position.checkpoint and (position.phase or position.epoch):
             restore_checkpoint(model, run, position.checkpoint)
@@ -181,6 +182,10 @@ def fit_stages(config: TrainConfig, dataset, split: dict, run: RunFolder, strate
         elif position.stage > 0:
             previous = config.stages[position.stage - 1]
             model.load_weights(str(run.root / run.best_weights(previous.name)))
+        elif config.init:
+            model.load_weights(str(init_model_file(config.init).weights))
+        if on_stage_start is not None:
+            on_stage_start(stage, model)
         fit_phases(model, config, stage, dataset, split, run, position, chief)
         position = dataclasses.replace(position, stage=position.stage + 1, phase=0, epoch=0)
         if chief:

@@ -21,23 +21,28 @@ import yaml
 
 import tfcovseg
 from tfcovseg.config import config_path, load_config, to_dict
+from tfcovseg.data.pipeline3d import median_spacing
 from tfcovseg.data.reader import check_cases
 from tfcovseg.errors import TfcovsegError
 from tfcovseg.files import write_json, write_text
-from tfcovseg.io.manifest import MANIFEST, load_dataset
+from tfcovseg.io.manifest import MANIFEST, Dataset, load_dataset
 from tfcovseg.rundir import InputSpec, Position, RunFolder, RunInfo
+from tfcovseg.settings.data import Pipeline3D
 from tfcovseg.settings.phantoms import Phantoms
-from tfcovseg.settings.train import DataConfig, TrainConfig
+from tfcovseg.settings.train import DataConfig, TrainConfig, pipeline_config
+from tfcovseg.train.finetune import describe_scores, resolve_init, tuning_scores
 from tfcovseg.train.fit import done, fit_stages, model_kwargs, stage_best, trim_history
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
 
-def train(config="demo", data=None, out=None, resume=None, strategy=None, overrides=()) -> Path:
+def train(config="demo", data=None, out=None, resume=None, strategy=None, overrides=(),
+          init=None) -> Path:
     """Train as ``config`` says (a name in configs/ or a YAML path); returns the run folder.
 
-    ``data`` replaces ``data.dataset``; ``strategy`` replaces ``strategy``; ``overrides`` are
-    ``key.sub=value`` strings. ``resume`` continues the run in that folder from its last
+    ``data`` replaces ``data.dataset``; ``strategy`` replaces ``strategy``; ``init`` replaces
+    ``init`` (fine-tuning: start from that model, ``tfcovseg.train.finetune``); ``overrides``
+    are ``key.sub=value`` strings. ``resume`` continues the run in that folder from its last
     completed epoch, with the config stored there (overrides still apply).
     """
     if resume:
@@ -57,13 +62,22 @@ def train(config="demo", data=None, out=None, resume=None, strategy=None, overri
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset=str(data)))
     if strategy:
         cfg = dataclasses.replace(cfg, strategy=strategy)
+    if init:
+        cfg = dataclasses.replace(cfg, init=str(init))
     return run_training(cfg, run, resume=bool(resume)).root
 
 
 def run_training(cfg: TrainConfig, run: RunFolder, resume: bool = False) -> RunFolder:
+    """Train ``cfg`` into ``run``. With ``cfg.init`` (fine-tuning) the model's settings fill the
+    config (``resolve_init``; a resumed run's stored config has them already) and the tuning
+    split is scored with the loaded weights before the first step and with the best weights
+    after the last (summary.json "before" and "after")."""
     from tfcovseg.train.precision import set_precision
     from tfcovseg.train.strategy import is_chief, make_strategy, resolve_strategy_name
 
+    if cfg.init and not resume:
+        cfg, init = resolve_init(cfg)
+        print(f"starting from {init.kind} {init.path}", flush=True)
     started = time.time()
     strategy_name = resolve_strategy_name(cfg.strategy)
     strategy = make_strategy(strategy_name)  # before other TensorFlow work (multiworker)
@@ -73,6 +87,7 @@ def run_training(cfg: TrainConfig, run: RunFolder, resume: bool = False) -> RunF
     dataset = training_dataset(cfg.data)
     run.root.mkdir(parents=True, exist_ok=True)
     split = run.read_split() if resume else make_split(dataset, cfg.data)
+    cfg = with_target_spacing(cfg, dataset, split)
     position = run.read_position() if resume else Position()
     if chief:
         write_text(run.config, yaml.safe_dump(to_dict(cfg), sort_keys=False))
@@ -85,19 +100,55 @@ def run_training(cfg: TrainConfig, run: RunFolder, resume: bool = False) -> RunF
     print(f"training {len(split['train'])} cases, tuning on {len(split['tuning'])}, from "
           f"{dataset.root}; run folder {run.root}", flush=True)
 
-    def on_stage_start(stage):
+    tuning = TuningSet(dataset, [dataset.case(i) for i in split["tuning"]],
+                       pipeline_config(cfg.data, cfg.stages[-1]))
+
+    def on_stage_start(stage, model):
         if chief:
-            spec = InputSpec(mode=stage.mode, size=stage.size if stage.mode == "resize"
-                             else stage.patch_size, intensity=cfg.data.intensity)
+            patch = stage.mode == "patch"
+            spec = InputSpec(mode=stage.mode, size=stage.patch_size if patch else stage.size,
+                             intensity=cfg.data.intensity,
+                             spacing=cfg.data.target_spacing if patch else None)
             run.write_info(RunInfo(model=model_kwargs(cfg), input=spec,
                                    weights=run.best_weights(stage.name),
                                    dataset=str(dataset.root.resolve())))
+        if chief and cfg.init and stage is cfg.stages[0] and "before" not in run.read_summary():
+            score_init(run, cfg, model, tuning)
 
     position = fit_stages(cfg, dataset, split, run, strategy, position, chief, on_stage_start)
     if chief:
-        summary = write_summary(run, cfg, position, time.time() - started)
+        after = score_best(run, tuning) if cfg.init and done(cfg, position) else None
+        summary = write_summary(run, cfg, position, time.time() - started, after)
         print(next_steps(run, cfg, dataset, split, summary))
     return run
+
+
+@dataclasses.dataclass(frozen=True)
+class TuningSet:
+    """The tuning cases a fine-tuning run scores before and after, on its last stage's grid."""
+
+    dataset: Dataset
+    cases: list
+    pipeline: Pipeline3D
+
+
+def score_init(run: RunFolder, cfg: TrainConfig, model, tuning: TuningSet) -> None:
+    """The loaded model's tuning scores, kept in summary.json before the first step."""
+    before = tuning_scores(model, tuning.dataset, tuning.cases, tuning.pipeline)
+    print(f"tuning split with the loaded weights: {describe_scores(before)}", flush=True)
+    run.write_summary({**run.read_summary(), "init": cfg.init, "before": before})
+
+
+def score_best(run: RunFolder, tuning: TuningSet) -> dict:
+    """The tuning scores of the run's best weights (what run.json points to)."""
+    from tfcovseg.models.runs import load_run_model
+
+    model, _ = load_run_model(run.root)
+    after = tuning_scores(model, tuning.dataset, tuning.cases, tuning.pipeline)
+    before = run.read_summary().get("before")
+    print(f"tuning split with the best weights: {describe_scores(after)}"
+          + (f" (loaded weights: {describe_scores(before)})" if before else ""), flush=True)
+    return after
 
 
 def default_run_dir(name: str) -> Path:
@@ -135,6 +186,17 @@ def synthetic_dataset(phantoms: Phantoms, cache: str):
         return load_dataset(folder)
     print(f"writing {phantoms.cases} phantoms to {folder}", flush=True)
     return synthesize_dataset(folder, phantoms)
+
+
+def with_target_spacing(cfg: TrainConfig, dataset, split: dict) -> TrainConfig:
+    """``cfg`` with ``data.target_spacing`` resolved when a stage trains on patches: null
+    becomes the median voxel spacing of the training cases per axis (nnU-Net's plan)."""
+    if cfg.data.target_spacing is not None or all(s.mode != "patch" for s in cfg.stages):
+        return cfg
+    spacing = median_spacing(dataset, [dataset.case(i) for i in split["train"]])
+    print(f"patch mode at the training cases' median spacing "
+          f"{' x '.join(f'{s:g}' for s in spacing)} mm (D, H, W)", flush=True)
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, target_spacing=spacing))
 
 
 def make_split(dataset, data: DataConfig) -> dict:
@@ -203,7 +265,9 @@ def cpu_name() -> str:
     return platform.processor()
 
 
-def write_summary(run: RunFolder, cfg: TrainConfig, position: Position, seconds: float) -> dict:
+def write_summary(run: RunFolder, cfg: TrainConfig, position: Position, seconds: float,
+                  after: dict | None = None) -> dict:
+    """summary.json; a fine-tuning run keeps its "init" and "before" and adds "after"."""
     previous = run.read_summary()
     summary = {
         "best_tuning_dice": {s.name: stage_best(cfg, s, position) for s in cfg.stages},
@@ -211,6 +275,9 @@ def write_summary(run: RunFolder, cfg: TrainConfig, position: Position, seconds:
         "finished": done(cfg, position),
         "weights": run.best_weights(cfg.stages[-1].name),
     }
+    summary.update({key: previous[key] for key in ("init", "before") if key in previous})
+    if after is not None:
+        summary["after"] = after
     run.write_summary(summary)
     return summary
 
