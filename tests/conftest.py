@@ -9,6 +9,21 @@ import pytest
 sys.modules.setdefault("triton", None)
 
 PHANTOM_SHAPE = (24, 64, 64)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--heavy", action="store_true",
+                     help="also run the tests marked heavy (all 100 grid parity pairs and the "
+                          "large encoders: about 15 minutes more on 2 CPU cores)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--heavy"):
+        return
+    skip = pytest.mark.skip(reason="heavy: run with --heavy")
+    for item in items:
+        if "heavy" in item.keywords:
+            item.add_marker(skip)
 PHANTOM_SPACING = (5.0, 2.5, 2.5)
 
 

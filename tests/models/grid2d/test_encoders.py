@@ -4,13 +4,14 @@ conversion, ImageNet files, and the segmentation_models registration.
 
 Parity tests (marked ``reference``, they need torch and smp) run every encoder; the heavy ones
 (``SLOW``: resnet101/152, densenet161/169/201, dpn98, inceptionv4, xception, efficientnet-b4..b6)
-are also marked ``slow``. The quick set::
-
-    pytest tests/models/grid2d/test_encoders.py -m "not slow"
-
-and everything (as the plain ``pytest`` of the README does)::
+are marked ``heavy`` and run only with ``--heavy``. The quick set (what README's test line
+runs)::
 
     pytest tests/models/grid2d/test_encoders.py
+
+and everything::
+
+    pytest tests/models/grid2d/test_encoders.py --heavy
 """
 
 import sys
@@ -75,7 +76,7 @@ PAPER_ENCODERS = ("vgg11", "vgg13", "vgg19", "resnet18", "resnet34", "resnet50",
 
 
 def by_weight(names):
-    return [pytest.param(n, id=n, marks=[pytest.mark.slow] if n in SLOW else []) for n in names]
+    return [pytest.param(n, id=n, marks=[pytest.mark.heavy] if n in SLOW else []) for n in names]
 
 
 @functools.cache
@@ -391,7 +392,7 @@ def smp_010_xception_forward(self, inputs):
 
 
 @pytest.mark.reference
-@pytest.mark.slow
+@pytest.mark.heavy
 def test_xception_smp_010_forward_reproduces_the_released_models_encoder():
     reference = smp_encoder("xception")
     reference.forward = types.MethodType(smp_010_xception_forward, reference)

@@ -8,10 +8,11 @@ within a relative max-abs error of 1e-4 (float32) on the logits, the sigmoid's i
 probabilities saturate: see ``benchmarks/grid_parity.py``), and the parameter counts equal to
 smp's. ``benchmarks/grid_parity.py`` does the comparison (and prints README's
 table). By default one pair per architecture, light encoders (``REPRESENTATIVE``); all 100
-pairs, and the paper's Table 2 counts of the large encoders, are also marked ``slow``::
+pairs, and the paper's Table 2 counts of the large encoders, are marked ``heavy`` and run only
+with ``--heavy`` (about 15 minutes on 2 cores)::
 
-    pytest tests/models/grid2d/test_networks.py -m "not slow"     # the quick set, ~1 min
-    pytest tests/models/grid2d/test_networks.py                   # all 100 pairs too
+    pytest tests/models/grid2d/test_networks.py                   # the quick set, ~1 min
+    pytest tests/models/grid2d/test_networks.py --heavy           # all 100 pairs too
 """
 
 import importlib
@@ -61,7 +62,7 @@ def grid_parity():
 
 
 def every_pair():
-    return [pytest.param(arch, encoder, id=f"{arch}-{encoder}", marks=pytest.mark.slow)
+    return [pytest.param(arch, encoder, id=f"{arch}-{encoder}", marks=pytest.mark.heavy)
             for arch, encoder in itertools.product(ARCHITECTURES, ENCODERS)]
 
 
@@ -82,7 +83,7 @@ def test_every_pair_equals_smp(grid_parity, arch, encoder):
 
 
 @pytest.mark.parametrize("encoder", [
-    pytest.param(e, id=e, marks=[] if e in LIGHT else [pytest.mark.slow]) for e in TABLE2_PARAMETERS_M])
+    pytest.param(e, id=e, marks=[] if e in LIGHT else [pytest.mark.heavy]) for e in TABLE2_PARAMETERS_M])
 def test_unet_parameters_are_the_papers_table2(encoder):
     network = paper_network("unet", encoder, (SIZE, SIZE, 1))
     assert round(trainable_parameters(network) / 1e6, 2) == TABLE2_PARAMETERS_M[encoder]
