@@ -12,6 +12,7 @@ import time
 
 import tfcovseg  # noqa: F401  (selects tf_keras before TensorFlow loads)
 
+# isort: split
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -44,7 +45,7 @@ def main():
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--steps", type=int, default=3)
     args = parser.parse_args()
-    print("| family | network | parameters | s per step (2 x {0}x{0}) |".format(args.size))
+    print(f"| family | network | parameters | s per step (2 x {args.size}x{args.size}) |")
     print("|---|---|---|---|")
     for networks in ("paper", "segmentation_models"):
         seconds, parameters = step_seconds(networks, args.arch, args.encoder, args.size, args.steps)
