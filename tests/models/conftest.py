@@ -1,4 +1,4 @@
-"""Fixtures for the model tests: the PyTorch reference (benchmarks/reference_torch.py)."""
+"""Fixtures for the model tests: benchmark modules they compare with (benchmarks/)."""
 
 import sys
 from pathlib import Path
@@ -10,12 +10,23 @@ import tfcovseg  # noqa: F401  (first: selects Keras 2 before any test module im
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
+def benchmark_module(name: str, needs: str):
+    """``benchmarks/<name>.py`` as a module; the test skips when package ``needs`` is missing."""
+    pytest.importorskip(needs)
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
+    return pytest.importorskip(name)
+
+
 @pytest.fixture(scope="session")
 def reference():
     """The ``reference_torch`` module (skips without torch/torchvision)."""
-    pytest.importorskip("torch")
-    if str(BENCHMARKS) not in sys.path:
-        sys.path.insert(0, str(BENCHMARKS))
     # reference_torch imports torchvision itself, after keeping triton out (it crashes next to TF).
-    return pytest.importorskip("reference_torch")
+    return benchmark_module("reference_torch", needs="torch")
+
+
+@pytest.fixture(scope="module")
+def grid_parity():
+    """``benchmarks/grid_parity.py`` (skips without torch and smp)."""
+    return benchmark_module("grid_parity", needs="segmentation_models_pytorch")
 

@@ -15,10 +15,8 @@ with ``--heavy`` (about 15 minutes on 2 cores)::
     pytest tests/models/grid2d/test_networks.py --heavy           # all 100 pairs too
 """
 
-import importlib
 import itertools
 import sys
-from pathlib import Path
 
 # triton (imported by timm through torch._dynamo) segfaults when loaded after TensorFlow
 sys.modules.setdefault("triton", None)
@@ -42,7 +40,6 @@ from tfcovseg.models.grid2d.layers2d import (  # noqa: E402
 from tfcovseg.models.grid2d.networks import ARCHITECTURES, paper_network  # noqa: E402
 # isort: on
 
-BENCHMARKS = Path(__file__).resolve().parents[3] / "benchmarks"
 SIZE = 64
 REPRESENTATIVE = [("unet", "vgg11"), ("linknet", "efficientnet-b0"), ("fpn", "resnet18"),
                   ("pspnet", "mobilenet_v2"), ("unet", "densenet121")]
@@ -52,13 +49,6 @@ TABLE2_PARAMETERS_M = {"vgg11": 18.25, "mobilenet_v2": 6.63, "densenet161": 38.7
                        "densenet169": 21.20, "densenet201": 28.57, "efficientnet-b6": 43.82}
 
 
-@pytest.fixture(scope="module")
-def grid_parity():
-    """``benchmarks/grid_parity.py`` (skips without torch and smp)."""
-    pytest.importorskip("segmentation_models_pytorch")
-    if str(BENCHMARKS) not in sys.path:
-        sys.path.insert(0, str(BENCHMARKS))
-    return importlib.import_module("grid_parity")
 
 
 def every_pair():
