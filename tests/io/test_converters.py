@@ -30,5 +30,5 @@ def test_prepare_command_reports_a_bad_source_in_one_line(tmp_path):
 
 
 def test_ricord_options_are_refused_for_other_sources(tmp_path):
-    with pytest.raises(TfcovsegError, match="for ricord"):
+    with pytest.raises(TfcovsegError, match=r"--label \(ricord\): not an option of folder"):
         prepare("folder", tmp_path, tmp_path / "out", labels=["Atelectasis"])
