@@ -113,9 +113,9 @@ def window_count(shape, window, overlap: float) -> int:
     return math.prod(len(window_starts(n, w, overlap)) for n, w in zip(shape, window))
 
 
-def run_job(job: dict, timeout: float) -> dict:
-    """``job`` measured by ``--one`` in a fresh process; its JSON result or an ``error``."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--one", json.dumps(job)]
+def run_job(job: dict, timeout: float, script: str = __file__) -> dict:
+    """``job`` measured by ``script --one`` in a fresh process; its JSON result or an ``error``."""
+    command = [sys.executable, str(Path(script).resolve()), "--one", json.dumps(job)]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:

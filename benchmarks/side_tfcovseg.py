@@ -61,20 +61,22 @@ def step2d(job: dict) -> dict:
 
 def epoch2d(job: dict) -> dict:
     """Seconds per epoch of a grid cell's training (``tfcovseg.bench.cell.train``) on phantoms:
-    the first two cases train, the third validates; the first epoch is not timed."""
+    the first ``train_cases`` cases (2) train, the rest validate; the first epoch is not timed."""
     set_precision(job["precision"])
     dataset = load_dataset(job["data"])
     cases = sorted(dataset.cases, key=lambda c: c.id)
+    split = job.get("train_cases", 2)
     batches = dict(experiment=GRID_CELL.experiment, batch_size=job["batch"], seed=0)
     pipeline = Pipeline2D()
-    train_batches = bench_data.batches(dataset, cases[:2], pipeline, training=True, **batches)
-    validation_batches = bench_data.batches(dataset, cases[2:], pipeline, training=False, **batches)
+    train_batches = bench_data.batches(dataset, cases[:split], pipeline, training=True, **batches)
+    validation_batches = bench_data.batches(dataset, cases[split:], pipeline, training=False,
+                                            **batches)
     model = build_cell_model(GRID_CELL, Architectures(), pipeline.size[0])
     recorder = train(model, train_batches, validation_batches,
                      Training(epochs=job["epochs"], batch_size=job["batch"]))
     epochs = [t + v for t, v in zip(recorder.train_seconds, recorder.validation_seconds)][1:]
-    return summarise(epochs, train_slices=bench_data.slice_count(dataset, cases[:2]),
-                     validation_slices=bench_data.slice_count(dataset, cases[2:]))
+    return summarise(epochs, train_slices=bench_data.slice_count(dataset, cases[:split]),
+                     validation_slices=bench_data.slice_count(dataset, cases[split:]))
 
 
 def pipeline(job: dict) -> dict:

@@ -1,9 +1,11 @@
 import numpy as np
+import pytest
 
-from tfcovseg.bench.cell import LossCurves, set_precision
+from tfcovseg.bench.cell import LossCurves, cell_precision, set_precision
 from tfcovseg.bench.grid import Cell
 from tfcovseg.bench.models2d import build_cell_model
-from tfcovseg.settings.bench import Architectures
+from tfcovseg.settings.bench import Architectures, Training
+from tfcovseg.train import precision as precision_module
 
 
 def keras():
@@ -41,3 +43,29 @@ def test_mixed_bfloat16_cells_still_output_float32():
     finally:
         set_precision("float32")
 
+
+
+AMX_CPU = "processor: 0\nflags\t\t: fpu sse avx512f avx512_bf16 amx_bf16 amx_tile\n"
+AVX512_BF16_CPU = "processor: 0\nflags\t\t: fpu sse avx512f avx512_bf16\n"
+
+
+@pytest.mark.parametrize(("cpuinfo", "gpus", "asked", "expected"), [
+    pytest.param(AMX_CPU, 0, "auto", "mixed_bfloat16", id="amx-cpu"),
+    pytest.param(AVX512_BF16_CPU, 0, "auto", "float32", id="avx512-bf16-without-amx"),
+    pytest.param(AVX512_BF16_CPU, 1, "auto", "mixed_float16", id="gpu"),
+    pytest.param(AMX_CPU, 0, "float32", "float32", id="explicit-float32"),
+])
+def test_auto_cell_precision_follows_the_cpu_flags_and_gpus(tmp_path, monkeypatch, cpuinfo,
+                                                            gpus, asked, expected):
+    tf = keras()
+    (tmp_path / "cpuinfo").write_text(cpuinfo)
+    monkeypatch.setattr(precision_module, "CPUINFO", tmp_path / "cpuinfo")
+    devices = tf.config.list_physical_devices
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda kind=None: ["fake GPU"] * gpus if kind == "GPU" else devices(kind))
+    assert Training().precision == "auto"
+    try:
+        assert cell_precision(Training(precision=asked)) == expected
+        assert tf.keras.mixed_precision.global_policy().name == expected
+    finally:
+        set_precision("float32")

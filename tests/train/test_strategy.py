@@ -93,3 +93,14 @@ def test_auto_precision_follows_cpu_flags_and_gpus(tmp_path):
     assert resolve_precision("auto", gpus=0, flags={"avx2"}) == "float32"
     assert resolve_precision("auto", gpus=1, flags=set()) == "mixed_float16"
     assert resolve_precision("float32", gpus=1) == "float32"
+
+
+def test_cpu_flags_default_to_the_module_cpuinfo_path(tmp_path, monkeypatch):
+    from tfcovseg.train import precision
+
+    (tmp_path / "cpuinfo").write_text("flags\t: avx2 amx_bf16\n")
+    monkeypatch.setattr(precision, "CPUINFO", tmp_path / "cpuinfo")
+    assert cpu_flags() == {"avx2", "amx_bf16"}
+    assert resolve_precision("auto", gpus=0) == "mixed_bfloat16"
+    monkeypatch.setattr(precision, "CPUINFO", tmp_path / "missing")
+    assert cpu_flags() == set()

@@ -121,7 +121,9 @@ class Training:
     # 1 - (2 sum(yp) + 1) / (sum y + sum p + 1)
     loss: DiceLossForm = "paper"
     seed: int = 0
-    precision: GridPrecision = "float32"
+    # auto: mixed_bfloat16 on CPUs with AMX, mixed_float16 on GPUs, float32 otherwise
+    # (tfcovseg.train.precision, as training resolves it)
+    precision: Literal["auto", GridPrecision] = "auto"
 
 
 @frozen_settings
