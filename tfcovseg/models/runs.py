@@ -38,16 +38,16 @@ class ModelFile:
     weights: Path
 
 
-def load_run_model(run_dir, weights: str | None = None) -> tuple:
-    """``(model, info)``: the run's U-Net with its best (or the given) weights loaded."""
+def load_run_model(run_dir) -> tuple:
+    """``(model, info)``: the run's U-Net with its best weights loaded."""
     run = RunFolder(run_dir)
-    info: RunInfo = run.read_info()
-    path = run.root / (weights or info.weights)
-    if not path.is_file():
-        raise TfcovsegError("the run has no weights file yet (did training finish an epoch?)", path)
-    model = unet3d(**unet3d_arguments(info.model))
-    model.load_weights(str(path))
-    return model, info
+    info = run.read_info()
+    return build_model_file(run_model_file(run, info)), info
+
+
+def run_model_file(run: RunFolder, info: RunInfo) -> ModelFile:
+    """The U-Net a run trained, as its ``run.json`` (``info``) records it."""
+    return ModelFile("run", run.root, dict(info.model), info.input, run.root / info.weights)
 
 
 def unet3d_arguments(arguments: dict) -> dict:
@@ -61,9 +61,9 @@ def find_model_file(path) -> ModelFile | None:
     of ``tfcovseg convert-weights``); None when ``path`` is neither. An ``.h5`` without that
     sidecar (or beside a JSON of another kind) raises the ``TfcovsegError`` that says so."""
     path = Path(path)
-    if path.is_dir() and RunFolder(path).is_run():
-        info = RunFolder(path).read_info()
-        return ModelFile("run", path, dict(info.model), info.input, path / info.weights)
+    run = RunFolder(path)
+    if path.is_dir() and run.is_run():
+        return run_model_file(run, run.read_info())
     if path.is_file() and path.suffix == ".h5":
         sidecar = read_sidecar(path)
         kind = CONVERTED_KINDS[sidecar["source"]]
@@ -75,8 +75,9 @@ def find_model_file(path) -> ModelFile | None:
 def build_model_file(found: ModelFile):
     """The network of ``found`` with its weights loaded (a plain ``tf.keras.Model``)."""
     if not found.weights.is_file():
-        raise TfcovsegError("the weights file is missing (did training finish an epoch?)",
-                            found.weights)
+        problem = ("the run has no weights file yet (did training finish an epoch?)"
+                   if found.kind == "run" else "the weights file is missing")
+        raise TfcovsegError(problem, found.weights)
     if found.kind == "torchvision_encoder":
         return r3d18(weights=str(found.weights))
     model = unet3d(**unet3d_arguments(found.arguments))

@@ -28,8 +28,8 @@ from tfcovseg.models.runs import ModelFile, find_model_file
 from tfcovseg.models.sliding_window import lesion_mask, sliding_window_probabilities
 from tfcovseg.settings.data import Pipeline3D
 from tfcovseg.settings.train import DataConfig, ModelConfig, TrainConfig
+from tfcovseg.train.callbacks import LESION
 
-LESION = 1
 INIT_KINDS = ("run", "faimed3d")  # whole U-Nets; R3D-18 encoder weights go to model.encoder_weights
 EXPECTED = ("a training run folder (with run.json) or a U-Net converted by tfcovseg "
             "convert-weights --faimed3d (an .h5 with its .json sidecar)")
