@@ -36,7 +36,7 @@ import shutil
 from pathlib import Path
 
 from tfcovseg.config import bounded, from_dict, frozen_settings, to_dict
-from tfcovseg.errors import DataError, TfcovsegError
+from tfcovseg.errors import ConfigError, DataError, TfcovsegError
 from tfcovseg.files import read_json_of_kind, write_json, write_text
 from tfcovseg.settings.data import SPACING_MM, Intensity, Mode
 
@@ -129,7 +129,10 @@ class RunFolder:
             raise TfcovsegError(f"not a tfcovseg run: no {self.info_file.name} (train writes one)",
                                 self.root)
         data = read_json_of_kind(self.info_file, RUN_KIND, "tfcovseg run")
-        spec = from_dict(InputSpec, data.get("input", {}), "input")
+        try:
+            spec = from_dict(InputSpec, data.get("input", {}), "input")
+        except ConfigError as err:
+            raise ConfigError(err.problem, self.info_file) from None
         return RunInfo(model=dict(data.get("model", {})), input=spec,
                        weights=data.get("weights", ""), dataset=data.get("dataset"))
 

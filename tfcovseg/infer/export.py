@@ -49,7 +49,6 @@ from tfcovseg.infer.predictor import (
     SIGNATURE_OUTPUT,
     SIGNATURE_SPACING,
     lesion_probabilities,
-    read_run_spec,
 )
 from tfcovseg.models.runs import load_run_model
 from tfcovseg.rundir import InputSpec, RunFolder
@@ -128,7 +127,7 @@ def export_savedmodel(model_dir, out, version: int = 1, tta_axes=None) -> Path:
     none.
     """
     check_tta_axes(tta_axes)
-    read_run_spec(RunFolder(model_dir))  # refuse a folder that is not a run before the slow build
+    RunFolder(model_dir).read_info()  # refuse a folder that is not a run before the slow build
     new_version_dir(out, version)
     keras_model, info = load_run_model(model_dir)
     inference = Inference(tta_axes=None if tta_axes is None else tuple(tta_axes))

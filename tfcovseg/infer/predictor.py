@@ -213,7 +213,6 @@ def load_predictor(path, overlap=None, batch_size=None, tta_axes=None) -> Predic
     path = Path(path)
     run = RunFolder(path)
     if run.is_run():
-        read_run_spec(run)  # a bad input spec is refused before the slow build
         model, info = load_run_model(path)
         inference = Inference(
             overlap=DEFAULT_INFERENCE.overlap if overlap is None else overlap,
@@ -228,14 +227,6 @@ def load_predictor(path, overlap=None, batch_size=None, tta_axes=None) -> Predic
         f"({EXPORT_FILE}, written by export)",
         path,
     )
-
-
-def read_run_spec(run: RunFolder) -> InputSpec:
-    """A run's ``InputSpec`` (run.json); a bad one names the file."""
-    try:
-        return run.read_info().input
-    except ConfigError as err:
-        raise ConfigError(err.problem, run.info_file) from None
 
 
 def _spec(data, where) -> InputSpec:
