@@ -109,7 +109,7 @@ def test_predict_passes_the_input_window_in_hu(tmp_path, monkeypatch):
     predict_ct.assert_called_once_with(model_dir=str(tmp_path), input_path=str(ct), out=None,
                                        probabilities=False, lung_mask=None, overlap=None,
                                        batch_size=None, input_window=(-1250.0, 250.0),
-                                       tta_axes=None)
+                                       tta_axes=None, lung_model=None)
 
 
 def test_evaluate_passes_the_input_window_in_hu(tmp_path, monkeypatch):
@@ -150,8 +150,14 @@ def _wiring_cases():
                                strategy=None, overrides=["seed=3"], init=None), id="train"),
         pytest.param(["export", "--model", "PATH", "--out", "OUT"], "tfcovseg.infer.export",
                      "export_savedmodel",
-                     mock.call(model_dir="PATH", out="OUT", version=1, tta_axes=None),
-                     id="export"),
+                     mock.call(model_dir="PATH", out="OUT", version=1, tta_axes=None,
+                               lung_model=None), id="export"),
+        pytest.param(["export", "--model", "PATH/cells/lesions_in_lungs-c.json", "--out", "OUT",
+                      "--lung-model", "PATH/cells/lungs-c.json", "--tta"],
+                     "tfcovseg.infer.export", "export_savedmodel",
+                     mock.call(model_dir="PATH/cells/lesions_in_lungs-c.json", out="OUT",
+                               version=1, tta_axes=(0, 1, 2),
+                               lung_model="PATH/cells/lungs-c.json"), id="export-cell"),
         pytest.param(["bench", "--shard", "1/4"], "tfcovseg.bench.run", "run_bench",
                      mock.call(config="bench_smoke", data=None, out=None, only=None, shard="1/4",
                                ray_address=None), id="bench"),
@@ -165,8 +171,9 @@ def test_each_command_makes_its_one_package_call(tmp_path, monkeypatch, argument
                                                  function, expected):
     import importlib
 
-    (tmp_path / "PATH").mkdir()
-    (tmp_path / "PATH" / "w.pth").touch()
+    (tmp_path / "PATH" / "cells").mkdir(parents=True)
+    for name in ("w.pth", "cells/lesions_in_lungs-c.json", "cells/lungs-c.json"):
+        (tmp_path / "PATH" / name).touch()
     target = importlib.import_module(module)
     package_call = mock.create_autospec(getattr(target, function))
     monkeypatch.setattr(target, function, package_call)

@@ -223,6 +223,14 @@ tta_axes_option = click.option(
     help="With --tta: mirror only along this axis (0 = D, 1 = H, 2 = W; repeatable).")
 
 
+MODEL_HELP = ("Run folder, SavedModel export, converted faimed3d U-Net (.h5), or grid cell "
+              "(BENCH_DIR/cells/<id>.json; runs slice by slice).")
+lung_model_option = click.option(
+    "--lung-model", type=click.Path(exists=True),
+    help="A grid cell of the lungs experiment (BENCH_DIR/cells/lungs-....json), run slice by "
+         "slice: the input mask of a lesions_in_lungs cell, and predict's report lungs.")
+
+
 def mirror_axes(tta: bool, axes: tuple):
     """The ``tta_axes`` argument of the package from --tta and --tta-axes (None: no mirroring)."""
     if axes and not tta:
@@ -231,7 +239,7 @@ def mirror_axes(tta: bool, axes: tuple):
 
 
 @main.command(cls=_TensorflowCommand)
-@click.option("--model", type=click.Path(exists=True), help="Run folder or SavedModel export.")
+@click.option("--model", type=click.Path(exists=True), help=MODEL_HELP)
 @click.option("--data", type=click.Path(exists=True), help="Prepared dataset (overrides the config).")
 @click.option("--config", help="Evaluation config (file or name: mosmed_eval, coronacases_eval).")
 @click.option("--out", type=click.Path(file_okay=False), help="Folder for the CSV/Markdown results.")
@@ -248,8 +256,9 @@ def mirror_axes(tta: bool, axes: tuple):
 @tta_option
 @tta_axes_option
 @input_window_option
+@lung_model_option
 def evaluate(model, data, config, out, predictions, tolerance, overlap, batch_size, split,
-             tta, tta_axes, input_window):
+             tta, tta_axes, input_window, lung_model):
     """Per-case Dice and normalized surface Dice, as Ma et al.'s benchmark computes them.
 
     Writes cases.csv, summary.csv and summary.md (default: RUN/evaluation/<dataset>, or
@@ -259,16 +268,18 @@ def evaluate(model, data, config, out, predictions, tolerance, overlap, batch_si
 
     evaluate_configured(config=config, model_dir=model, predictions=predictions, out=out, data=data,
                         tolerance=tolerance, overlap=overlap, batch_size=batch_size, split=split,
-                        tta_axes=mirror_axes(tta, tta_axes), input_window=input_window)
+                        tta_axes=mirror_axes(tta, tta_axes), input_window=input_window,
+                        lung_model=lung_model)
 
 
 @main.command(cls=_TensorflowCommand)
-@click.option("--model", required=True, type=click.Path(exists=True), help="Run folder or export.")
+@click.option("--model", required=True, type=click.Path(exists=True), help=MODEL_HELP)
 @click.argument("input_path", metavar="INPUT", type=click.Path(exists=True))
 @click.option("--out", type=click.Path(dir_okay=False), help="Mask NIfTI (default: next to INPUT).")
 @click.option("--probabilities", is_flag=True, help="Also write lesion probabilities.")
 @click.option("--lung-mask", type=click.Path(exists=True, dir_okay=False),
-              help="Lung mask NIfTI for the report (default: a simple threshold extraction).")
+              help="Lung mask NIfTI for the report (default: --lung-model, else a simple "
+                   "threshold extraction).")
 @click.option("--overlap", type=OVERLAP,
               help="Sliding-window overlap (patch-mode runs; default 0.5; an export's is fixed).")
 @click.option("--batch-size", type=WINDOWS_PER_BATCH,
@@ -276,8 +287,9 @@ def evaluate(model, data, config, out, predictions, tolerance, overlap, batch_si
 @tta_option
 @tta_axes_option
 @input_window_option
+@lung_model_option
 def predict(model, input_path, out, probabilities, lung_mask, overlap, batch_size, tta, tta_axes,
-            input_window):
+            input_window, lung_model):
     """Segment lesions in a CT (NIfTI file or DICOM series folder, in HU), with a report.
 
     Writes INPUT_lesions.nii.gz (on the input's grid), INPUT_lesions_report.json and .png next
@@ -287,23 +299,25 @@ def predict(model, input_path, out, probabilities, lung_mask, overlap, batch_siz
 
     predict_ct(model_dir=model, input_path=input_path, out=out, probabilities=probabilities,
                lung_mask=lung_mask, overlap=overlap, batch_size=batch_size,
-               tta_axes=mirror_axes(tta, tta_axes), input_window=input_window)
+               tta_axes=mirror_axes(tta, tta_axes), input_window=input_window,
+               lung_model=lung_model)
 
 
 @main.command(cls=_TensorflowCommand)
-@click.option("--model", required=True, type=click.Path(exists=True, file_okay=False), help="Run folder.")
+@click.option("--model", required=True, type=click.Path(exists=True), help=MODEL_HELP)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Export folder.")
 @click.option("--version", "version", default=1, show_default=True, type=click.IntRange(min=1),
               help="Model version number.")
 @tta_option
 @tta_axes_option
-def export(model, out, version, tta, tta_axes):
+@lung_model_option
+def export(model, out, version, tta, tta_axes, lung_model):
     """Export a SavedModel for TF Serving (raw HU and voxel spacing in, lesion probabilities
     out; resampling, sliding window and --tta mirroring inside the graph)."""
     from tfcovseg.infer.export import export_savedmodel
 
     export_savedmodel(model_dir=model, out=out, version=version,
-                      tta_axes=mirror_axes(tta, tta_axes))
+                      tta_axes=mirror_axes(tta, tta_axes), lung_model=lung_model)
 
 
 @main.group(invoke_without_command=True)

@@ -24,8 +24,8 @@ from tfcovseg.bench import store
 from tfcovseg.config import from_dict
 from tfcovseg.errors import WeightsError
 from tfcovseg.models.runs import build_model_file, find_model_file
-from tfcovseg.rundir import InputSpec
-from tfcovseg.settings.data import Intensity, Pipeline2D
+from tfcovseg.rundir import InputSpec, SliceSpec
+from tfcovseg.settings.data import Pipeline2D
 
 Kind = Literal["run", "faimed3d", "torchvision_encoder", "grid_cell"]
 KINDS = get_args(Kind)
@@ -38,16 +38,8 @@ ACCEPTED = (  # what load_model takes, in the words of its error
 CELL_FILE_ENDINGS = (".json", ".weights.h5", ".npz")  # tfcovseg.bench.store's files of a cell
 
 
-@dataclasses.dataclass(frozen=True)
-class SliceSpec:
-    """What a 2D grid cell takes: axial slices resized to ``size`` (H, W), HU normalised by
-    ``intensity`` (Bizopoulos et al.: mean -500, std 500), one grey channel, for ``experiment``
-    (lungs, lesions, or lesions on lung-masked input)."""
-
-    size: tuple[int, int]
-    intensity: Intensity
-    experiment: str
-    mode: Literal["slices"] = "slices"
+class NotAModel(WeightsError):
+    """The path holds none of the kinds ``load_model`` loads (``ACCEPTED``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +59,8 @@ class LoadedModel:
 def load_model(path) -> LoadedModel:
     """The model at ``path`` with its weights, whichever of ``KINDS`` it is.
 
-    Raises ``WeightsError`` naming the path and the kinds accepted when it is none of them.
+    Raises ``NotAModel`` (a ``WeightsError``) naming the path and the kinds accepted when it
+    is none of them.
     """
     path = Path(path)
     cell = grid_cell(path)
@@ -75,8 +68,7 @@ def load_model(path) -> LoadedModel:
         return _load_cell(*cell, path)
     found = find_model_file(path)
     if found is None:
-        raise WeightsError(f"not a model tfcovseg can load; expected {'; or '.join(ACCEPTED)}",
-                           path)
+        raise NotAModel(f"not a model tfcovseg can load; expected {'; or '.join(ACCEPTED)}", path)
     return LoadedModel(build_model_file(found), found.kind, found.input, path)
 
 

@@ -34,11 +34,12 @@ import io
 import json
 import shutil
 from pathlib import Path
+from typing import Literal
 
 from tfcovseg.config import bounded, from_dict, frozen_settings, to_dict
 from tfcovseg.errors import ConfigError, DataError, TfcovsegError
 from tfcovseg.files import read_json_of_kind, write_json, write_text
-from tfcovseg.settings.data import SPACING_MM, Intensity, Mode
+from tfcovseg.settings.data import SPACING_MM, Experiment, Intensity, Mode
 
 RUN_KIND = "tfcovseg-run"
 HISTORY_COLUMNS = ("stage", "phase", "epoch", "lr", "loss", "val_loss", "val_dice", "seconds")
@@ -63,6 +64,20 @@ class InputSpec:
         if self.spacing is not None and self.mode != "patch":
             raise ValueError(f"a target spacing is for patch mode, got spacing "
                              f"{list(self.spacing)} with mode {self.mode!r}")
+
+
+@frozen_settings
+class SliceSpec:
+    """What a 2D grid cell takes: axial slices resized to ``size`` (H, W), HU normalised by
+    ``intensity`` (Bizopoulos et al.: mean -500, std 500), one grey channel, for ``experiment``
+    (lungs, lesions, or lesions on lung-masked input). Each slice is taken at its own pixel
+    size, so a slice model has no target ``spacing``."""
+
+    size: tuple[int, int] = bounded((512, 512), low=1)
+    intensity: Intensity = dataclasses.field(default_factory=Intensity)
+    experiment: Experiment = "lesions"
+    mode: Literal["slices"] = "slices"
+    spacing = None  # not a field: slices are not resampled
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,7 +22,7 @@ def test_predict_refuses_a_folder_that_is_not_a_model(tmp_path, ct_file):
     path, _ = ct_file
     result = CliRunner().invoke(main, ["predict", "--model", str(tmp_path), str(path)])
     assert result.exit_code == 1
-    assert "neither a tfcovseg run" in result.output
+    assert "not a model tfcovseg can predict with" in result.output
 
 
 def test_predict_refuses_a_windowed_ct_with_one_error_line(make_run, tmp_path):

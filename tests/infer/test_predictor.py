@@ -56,7 +56,7 @@ def test_run_folder_loads_as_a_predictor(make_run):
 
 
 def test_folder_that_is_neither_run_nor_export_is_refused(tmp_path):
-    with pytest.raises(TfcovsegError, match="neither a tfcovseg run"):
+    with pytest.raises(TfcovsegError, match="not a model tfcovseg can predict with"):
         load_predictor(tmp_path)
 
 
@@ -82,8 +82,8 @@ def _fake_export(folder, mode, overlap, batch_size):
 ])
 def test_a_patch_mode_export_refuses_other_sliding_window_settings(tmp_path, asked):
     export = _fake_export(tmp_path, "patch", overlap=0.5, batch_size=3)
-    with pytest.raises(ConfigError, match="export blends windows with overlap 0.5 and batch size "
-                       "3, fixed when it was exported") as err:
+    with pytest.raises(ConfigError, match="patch-mode export runs its model with overlap 0.5 and "
+                       "batch size 3, fixed when it was exported") as err:
         load_predictor(export, **asked)
     assert err.value.path == str(export / EXPORT_FILE)
 

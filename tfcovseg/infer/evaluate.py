@@ -4,7 +4,9 @@ Each labelled case of a prepared dataset is scored on its label file's own grid 
 as the benchmark's ``COVID-19-Seg-Evaluation.py`` does: masks are the NIfTI arrays as stored
 (``[x, y, z]``), lesion = label value 1, spacing = the label header's ``get_zooms()``.
 
-- ``--model RUN_DIR|EXPORT``: each case's image is predicted (``tfcovseg.infer.predictor``) and
+- ``--model RUN_DIR|EXPORT|CELL``: each case's image is predicted (``tfcovseg.infer.predictor``;
+  a grid cell slice by slice; a ``lesions_in_lungs`` cell on the case's prepared lung mask, or
+  on the lungs the ``lungs`` cell of ``--lung-model`` finds) and
   the mask is brought back to the image file's grid and orientation (``to_source_grid``); the
   masks are kept in ``OUT/predictions/<id>.nii.gz`` so they can be inspected or re-scored.
   Images must be in HU: a case flagged ``windowed`` (0..255) in the manifest, or whose
@@ -181,8 +183,10 @@ def summary_markdown(summary: list, title: str, tolerance_mm: float) -> str:
 
 
 def evaluate(model_dir=None, data=None, out=None, predictions=None, tolerance=None,
-             overlap=None, batch_size=None, split=None, input_window=None, tta_axes=None) -> list:
-    """Score a model (run folder or export) or a folder of predictions on a dataset's labels.
+             overlap=None, batch_size=None, split=None, input_window=None, tta_axes=None,
+             lung_model=None) -> list:
+    """Score a model (run folder, export, grid cell, ...; ``load_predictor``) or a folder of
+    predictions on a dataset's labels.
 
     ``split`` ("train" or "tuning"): only the cases of that part of the run's saved split
     (``model_dir`` must then be the training run's folder; ``data`` defaults to the dataset the
@@ -191,6 +195,8 @@ def evaluate(model_dir=None, data=None, out=None, predictions=None, tolerance=No
     (0, 1, 2 = D, H, W; ``load_predictor``; None: its defaults).
     ``input_window`` (low, high HU): the window the images were cut from before they were
     rescaled to 0..255 (``--model`` only; see the module docstring).
+    ``lung_model``: the ``lungs`` cell whose lungs mask a ``lesions_in_lungs`` cell's input
+    (None: the cases' prepared lung masks).
     Every case is checked against the model's input spec (``check_fits``: voxel spacing, extent
     at the model's target spacing) before the first one is predicted.
     """
@@ -200,7 +206,8 @@ def evaluate(model_dir=None, data=None, out=None, predictions=None, tolerance=No
         data = RunFolder(model_dir).trained_dataset()
     if data is None:
         raise TfcovsegError("--data (a prepared dataset) is required")
-    for option, value in (("--input-window", input_window), ("--tta", tta_axes)):
+    for option, value in (("--input-window", input_window), ("--tta", tta_axes),
+                          ("--lung-model", lung_model)):
         if model_dir is None and value is not None:
             raise ConfigError(f"{option} is for images predicted with --model, not for "
                               "--predictions")
@@ -222,6 +229,7 @@ def evaluate(model_dir=None, data=None, out=None, predictions=None, tolerance=No
 
         predictor = load_predictor(model_dir, overlap=overlap, batch_size=batch_size,
                                    tta_axes=tta_axes)
+        lungs_of = _lung_source(predictor, lung_model, batch_size, dataset, cases)
         _check_cases_fit(predictor, dataset, cases)
 
     rows = []
@@ -229,8 +237,8 @@ def evaluate(model_dir=None, data=None, out=None, predictions=None, tolerance=No
         label_image = load_nifti(dataset.path(case.label))
         if predictor is not None:
             prediction_path = out / "predictions" / f"{case.id}.nii.gz"
-            prediction_image = _predicted_image(predictor, dataset.path(case.image),
-                                                prediction_path, input_window)
+            prediction_image = _predicted_image(predictor, dataset, case, prediction_path,
+                                                input_window, lungs_of)
         else:
             prediction_path = _prediction_file(Path(predictions), case.id)
             prediction_image = _given_prediction(prediction_path)
@@ -291,12 +299,38 @@ def _check_cases_fit(predictor, dataset, cases: list) -> None:
         check_fits(predictor.spec, shape, spacing_mm(affine), path)
 
 
-def _predicted_image(predictor, image_path, out_path, window) -> nib.Nifti1Image:
+def _lung_source(predictor, lung_model, batch_size, dataset, cases):
+    """``lungs(case, hu, volume)`` for a predictor that takes lungs (None for one that does
+    not): the lungs ``lung_model`` finds, or else each case's prepared lung mask, which every
+    case must then have (checked here, before anything is predicted)."""
+    if lung_model is not None and not predictor.takes_lungs:
+        raise ConfigError("--lung-model is the input mask of a lesions_in_lungs grid cell; this "
+                          "model takes the whole CT", lung_model)
+    if not predictor.takes_lungs:
+        return None
+    if lung_model is not None:
+        from tfcovseg.infer.predictor import load_lung_predictor
+        from tfcovseg.models.sliding_window import lesion_mask
+
+        lung_predictor = load_lung_predictor(lung_model, batch_size)
+        return lambda case, hu, volume: lesion_mask(lung_predictor(hu, volume.spacing))
+    for case in cases:
+        if not case.lung:
+            raise DataError(f"case {case.id!r} has no lung mask, which the lesions_in_lungs grid "
+                            "cell takes as its input mask: give --lung-model LUNGS_CELL",
+                            dataset.root / MANIFEST)
+        check_case(dataset, case, ("image", "lung"))
+    return lambda case, hu, volume: read_volume(dataset.path(case.lung)).array
+
+
+def _predicted_image(predictor, dataset, case, out_path, window, lungs_of) -> nib.Nifti1Image:
     from tfcovseg.models.sliding_window import lesion_mask  # TensorFlow only when a model is scored
 
+    image_path = dataset.path(case.image)
     volume = read_volume(image_path)
     hu = ct_in_hu(volume.array, image_path, window)
-    mask = lesion_mask(predictor(hu, volume.spacing)).astype(np.uint8)
+    lungs = None if lungs_of is None else lungs_of(case, hu, volume)
+    mask = lesion_mask(predictor(hu, volume.spacing, lungs=lungs)).astype(np.uint8)
     image = to_source_grid(mask, volume)
     save_image(image, out_path)
     return image

@@ -21,10 +21,15 @@ The CT's voxel spacing comes from its header (DICOM: pixel spacing and slice pos
 must be positive, and a patch-mode model trained at a target spacing resamples the CT to it and
 the probabilities back, so the mask still lands on the CT's own grid.
 
+The model is a run, an export, a converted faimed3d U-Net or a grid cell of a lesion experiment
+(``tfcovseg.infer.predictor.load_predictor``); a cell runs slice by slice on the CT's own grid.
+
 Lung volumes come from ``--lung-mask`` (a NIfTI on the CT's grid; any labels: two labels are
-read as the two lungs, a binary mask is split at the body midline) or else from the simple
-threshold extraction of ``tfcovseg.infer.lungs``, to which the predicted lesion is added
-(dense lesions are not aerated, so a threshold cannot find them).
+read as the two lungs, a binary mask is split at the body midline), or from ``--lung-model`` (a
+grid cell of the ``lungs`` experiment, run slice by slice, split at the midline), or else from
+the simple threshold extraction of ``tfcovseg.infer.lungs``, to which the predicted lesion is
+added (dense lesions are not aerated, so a threshold cannot find them). A ``lesions_in_lungs``
+cell takes the lungs of ``--lung-mask`` or ``--lung-model`` as its input mask.
 """
 
 import dataclasses
@@ -36,7 +41,7 @@ from tfcovseg.errors import ConfigError, TfcovsegError
 from tfcovseg.files import write_json
 from tfcovseg.infer import GRID_TOLERANCE_MM
 from tfcovseg.infer.lungs import body_midline, extract_lungs, split_sides
-from tfcovseg.infer.predictor import check_fits, load_predictor
+from tfcovseg.infer.predictor import check_fits, load_lung_predictor, load_predictor
 from tfcovseg.infer.report import format_summary, volume_report, write_overlay_png
 from tfcovseg.io.checks import ct_in_hu
 from tfcovseg.io.manifest import MANIFEST
@@ -116,16 +121,20 @@ def read_lung_mask(path, volume) -> np.ndarray:
 
 
 def predict_ct(model_dir, input_path, out=None, probabilities=False, lung_mask=None,
-               overlap=None, batch_size=None, tta_axes=None, input_window=None) -> dict:
+               overlap=None, batch_size=None, tta_axes=None, input_window=None,
+               lung_model=None) -> dict:
     """Predict, write the mask (and probabilities), the report JSON and PNG; return the report.
 
     ``overlap``, ``batch_size``: the sliding window; ``tta_axes``: test-time mirroring
-    (``load_predictor``; None: its defaults).
+    (``load_predictor``; None: its defaults). ``lung_mask`` (a NIfTI) or ``lung_model`` (a
+    ``lungs`` grid cell): the lungs of the report (module docstring).
     ``input_window`` (low, high HU): the window a 0..255 input was cut from (module docstring).
     Every input is checked before the model is loaded (and, against the model's input spec:
     ``check_fits``, after it is loaded) before anything is written.
     """
     paths = output_paths(input_path, out)
+    if lung_mask is not None and lung_model is not None:
+        raise ConfigError("give the lungs either as --lung-mask or as --lung-model, not both")
     check_sliding_window(overlap, batch_size)
     check_tta_axes(tta_axes)
     volume = read_ct(input_path)
@@ -133,15 +142,23 @@ def predict_ct(model_dir, input_path, out=None, probabilities=False, lung_mask=N
     given_lung = None if lung_mask is None else read_lung_mask(lung_mask, volume)
     predictor = load_predictor(model_dir, overlap=overlap, batch_size=batch_size,
                                tta_axes=tta_axes)
+    lungs_of = None if lung_model is None else load_lung_predictor(lung_model, batch_size)
+    if predictor.takes_lungs and given_lung is None and lungs_of is None:
+        raise ConfigError("a grid cell of the lesions_in_lungs experiment segments lung-masked "
+                          "slices: give the lungs with --lung-mask or --lung-model", model_dir)
     check_fits(predictor.spec, volume.array.shape, volume.spacing, input_path)
-    lesion_probability = predictor(volume.array, volume.spacing)
+    if lungs_of is not None:
+        given_lung = lesion_mask(lungs_of(volume.array, volume.spacing)).astype(np.int16)
+    lesion_probability = predictor(volume.array, volume.spacing, lungs=given_lung)
     lesion = lesion_mask(lesion_probability)
     save_image(to_source_grid(lesion.astype(np.uint8), volume), paths.mask)
     if probabilities:
         save_image(to_source_grid(lesion_probability, volume), paths.probabilities)
 
     midline = body_midline(volume.array)
-    if given_lung is not None:
+    if lungs_of is not None:
+        lung, lung_source = given_lung, f"model: {lung_model}"
+    elif given_lung is not None:
         lung, lung_source = given_lung, f"given: {lung_mask}"
     else:
         lung, lung_source = extract_lungs(volume.array) | lesion, "threshold extraction"
@@ -163,3 +180,4 @@ def predict_ct(model_dir, input_path, out=None, probabilities=False, lung_mask=N
     print(format_summary(report))
     print(f"mask: {paths.mask}\nreport: {paths.report} and {paths.png}")
     return report
+
