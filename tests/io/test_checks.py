@@ -123,3 +123,21 @@ def test_lung_values_follow_the_manifest_declaration(case_copy):
         check_case(load_dataset(dataset.root), case, ("image", "lung"))
     write_volume(dataset.path(case.lung), np.ones(SHAPE, np.uint8), AFFINE, np.uint8)
     assert check_case(load_dataset(dataset.root), case, ("image", "lung")) == SHAPE
+
+
+def test_a_mask_that_passed_is_not_read_again_until_it_changes(case_copy, monkeypatch):
+    import tfcovseg.io.checks
+
+    dataset, case = case_copy
+    reads = []
+    real_read = tfcovseg.io.checks.read_volume
+    monkeypatch.setattr(tfcovseg.io.checks, "read_volume",
+                        lambda path: reads.append(str(path)) or real_read(path))
+    for _ in range(3):
+        check_case(dataset, case, ("image", "label"))
+    assert reads == [str(dataset.path(case.label))]
+    _rewrite(dataset.path(case.label), lambda a, aff: (np.where(a > 0, 3, 0).astype(np.uint8), aff))
+    with pytest.raises(DataError, match="label values 3 are not declared"):
+        check_case(dataset, case, ("image", "label"))
+    with pytest.raises(DataError, match="label values 3 are not declared"):  # a failure is kept
+        check_case(dataset, case, ("image", "label"))

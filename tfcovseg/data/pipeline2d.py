@@ -116,7 +116,8 @@ def count_slices(
 ) -> int:
     """How many slices ``slice_dataset`` yields per pass (for progress bars and step counts).
 
-    Without ``only_positive`` this reads headers only; with it, the target masks.
+    Without ``only_positive`` this reads headers (and, once per file, the masks' values:
+    ``check_cases``); with it, the target masks.
     """
     keys = experiment_keys(experiment)
     shapes = check_cases(dataset, cases, keys)

@@ -8,7 +8,9 @@ logged as a warning (the case is usable but a reader should know). The other che
 a volume that the user declares windowed (``--input-window``).
 """
 
+import functools
 import logging
+import os
 
 import numpy as np
 
@@ -23,6 +25,7 @@ WINDOWED_RANGE = (0.0, 255.0)
 MA_RADIOPAEDIA_WINDOW_HU = (-1250.0, 250.0)
 AFFINE_TOLERANCE_MM = 1e-3  # affines closer than this (any entry, mm) describe the same grid
 SHOWN_VALUES = 8  # at most this many offending mask values in a message
+CHECKED_MASKS = 65536  # mask files whose values are remembered as checked (a few MB at most)
 
 FLAGS = {
     "windowed": "intensities lie in 0..255: the volume looks windowed, not in HU",
@@ -90,7 +93,9 @@ def check_case(dataset: Dataset, case: Case, keys=("image", "label")) -> tuple:
 
     From the headers: each file is 3D and each mask ("label", "lung") lies on the image's grid
     (shape, and RAS+ affine: spacing, orientation and position). From the mask data: only the
-    values the manifest declares (``labels``, ``lung_labels``). Errors name the case and file.
+    values the manifest declares (``labels``, ``lung_labels``); a mask file that passed is not
+    read again while it keeps its size and modification time (training checks its cases before
+    every pipeline it builds). Errors name the case and file.
     """
     shape, affine = read_grid(dataset.path(case.image))
     for key in (k for k in keys if k != "image"):
@@ -104,10 +109,18 @@ def check_case(dataset: Dataset, case: Case, keys=("image", "label")) -> tuple:
             raise DataError(f"case {case.id!r}: the {key} grid differs from the image's "
                             f"(spacing {_spacing(mask_affine)} vs {_spacing(affine)} mm along "
                             f"D, H, W; largest affine difference {offset:.3g} mm)", path)
-        check_mask_values(read_volume(path).array, dataset.mask_labels(key), path,
-                          f"case {case.id!r}: {key}",
-                          f'declared in {MANIFEST} "{MASK_LABEL_FIELDS[key]}"')
+        stat = os.stat(path)
+        _check_mask_file(str(path), (stat.st_mtime_ns, stat.st_size),
+                         tuple(sorted(dataset.mask_labels(key).items())),
+                         f"case {case.id!r}: {key}", f'declared in {MANIFEST} "{MASK_LABEL_FIELDS[key]}"')
     return shape
+
+
+@functools.lru_cache(maxsize=CHECKED_MASKS)
+def _check_mask_file(path: str, stamp: tuple, allowed: tuple, what: str, expected: str) -> None:
+    """``check_mask_values`` of the mask at ``path``, once per ``stamp`` (mtime, size) and
+    declaration: a failure raises and is not remembered."""
+    check_mask_values(read_volume(path).array, dict(allowed), path, what, expected)
 
 
 def check_mask_values(array, allowed: dict, where, what: str, expected: str) -> None:
