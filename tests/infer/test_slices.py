@@ -243,8 +243,11 @@ def test_evaluate_gives_a_lesions_in_lungs_cell_the_cases_lung_masks(make_cell, 
     # the lung masks exclude the spheres, so the cell finds nothing: Dice 0 on every case
     rows = (tmp_path / "masked" / "cases.csv").read_text().splitlines()[1:]
     assert [float(row.split(",")[2]) for row in rows] == [0.0, 0.0]
-    summary = evaluate(model_dir=make_cell(), data=sphere_dataset(), out=tmp_path / "plain")
+    cell = make_cell()
+    summary = evaluate(model_dir=cell, data=sphere_dataset())
     assert summary[0]["mean"] > 0.9
+    # results beside the cell's file, not inside it
+    assert (cell.parent / f"{cell.stem}_evaluation" / "spheres" / "summary.md").is_file()
 
 
 def test_a_real_grid_network_runs_on_every_slice(tmp_path):

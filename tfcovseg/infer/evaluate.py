@@ -29,7 +29,8 @@ one of them empty scores 0. The summary is macro-averaged over patients like the
 Tables 1 and 2: cases of the same ``patient`` (a manifest field; the case id otherwise) are
 averaged first; then n, mean +- sample standard deviation, lowest and highest over patients.
 
-Outputs (written atomically into ``OUT``, default ``RUN_DIR/evaluation/<dataset>`` or
+Outputs (written atomically into ``OUT``, default ``RUN_DIR/evaluation/<dataset>``, for a model
+file such as a grid cell's ``cells/<id>.json`` ``cells/<id>_evaluation/<dataset>``, or
 ``PREDICTIONS/evaluation``): ``cases.csv``, ``summary.csv``, ``summary.md``.
 """
 
@@ -220,9 +221,7 @@ def evaluate(model_dir=None, data=None, out=None, predictions=None, tolerance=No
     cases = _cases_to_score(dataset, model_dir, split, input_window)
     source = Path(model_dir if model_dir is not None else predictions)
     name = dataset.name if split is None else f"{dataset.name}-{split}"
-    out = Path(out) if out else (
-        source / "evaluation" / name if model_dir is not None else source / "evaluation"
-    )
+    out = Path(out) if out else _default_out(source, name, model_dir is not None)
     predictor = None
     if model_dir is not None:
         from tfcovseg.infer.predictor import load_predictor
@@ -258,6 +257,17 @@ def evaluate(model_dir=None, data=None, out=None, predictions=None, tolerance=No
     write_text(out / "summary.md", markdown)
     print(markdown + f"\nresults in {out}")
     return summary
+
+
+def _default_out(source: Path, name: str, is_model: bool) -> Path:
+    """Where results go without ``--out`` (module docstring): beside a model file, inside a
+    model folder or the predictions' folder."""
+    if not is_model:
+        return source / "evaluation"
+    if source.is_file() or not source.exists():  # a grid cell may be named without its .json
+        stem = source.name.split(".")[0]
+        return source.parent / f"{stem}_evaluation" / name
+    return source / "evaluation" / name
 
 
 def _cases_to_score(dataset, model_dir, split, window) -> list:
