@@ -60,6 +60,17 @@ def test_folder_that_is_neither_run_nor_export_is_refused(tmp_path):
         load_predictor(tmp_path)
 
 
+def test_an_encoder_alone_is_no_model_to_predict_with(tmp_path):
+    torch = pytest.importorskip("torch")
+    torchvision = pytest.importorskip("torchvision")
+    from tfcovseg.models.convert import convert_weights
+
+    torch.save(torchvision.models.video.r3d_18(weights=None).state_dict(), tmp_path / "r3d.pth")
+    convert_weights(torchvision=tmp_path / "r3d.pth", out=tmp_path / "r3d18.h5")
+    with pytest.raises(TfcovsegError, match="an R3D-18 encoder, not a segmentation model"):
+        load_predictor(tmp_path / "r3d18.h5")
+
+
 def test_sliding_window_settings_are_checked_before_the_model_loads(tmp_path):
     with pytest.raises(ConfigError, match=r"overlap must be in \[0, 1\)"):
         load_predictor(tmp_path, overlap=1.0)  # not even a run: the settings come first
