@@ -72,10 +72,12 @@ def epoch2d(job: dict) -> dict:
     validation_batches = bench_data.batches(dataset, cases[split:], pipeline, training=False,
                                             **batches)
     model = build_cell_model(GRID_CELL, Architectures(), pipeline.size[0])
+    train_slices = bench_data.slice_count(dataset, cases[:split])
     recorder = train(model, train_batches, validation_batches,
-                     Training(epochs=job["epochs"], batch_size=job["batch"]))
+                     Training(epochs=job["epochs"], batch_size=job["batch"]),
+                     train_slices=train_slices)
     epochs = [t + v for t, v in zip(recorder.train_seconds, recorder.validation_seconds)][1:]
-    return summarise(epochs, train_slices=bench_data.slice_count(dataset, cases[:split]),
+    return summarise(epochs, train_slices=train_slices,
                      validation_slices=bench_data.slice_count(dataset, cases[split:]))
 
 

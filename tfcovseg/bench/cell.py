@@ -68,15 +68,26 @@ class LossCurves(tf.keras.callbacks.Callback):
             self.model.set_weights(self.best_weights)
 
 
-def train(model, train_batches, validation_batches, training: Training, on_epoch=None):
-    """Fit with the paper's optimiser and loss; returns the recorder (best weights restored)."""
+def train(model, train_batches, validation_batches, training: Training, on_epoch=None,
+          train_slices=None):
+    """Fit with the paper's optimiser and loss; returns the recorder (best weights restored).
+
+    ``train_slices`` (the slices of one pass over ``train_batches``): the training batches are
+    read through one repeated iterator, ``ceil(slices / batch size)`` steps an epoch, as the 3D
+    fit reads its data; without it Keras makes a new iterator every epoch, and setting up the
+    augmenting pipeline's iterator is serial work between the epochs.
+    """
+    fit_data = {"x": train_batches}
+    if train_slices is not None:
+        fit_data = {"x": train_batches.repeat(),
+                    "steps_per_epoch": -(-int(train_slices) // training.batch_size)}
     optimizer = tf.keras.optimizers.Adam(learning_rate=training.learning_rate,
                                          beta_1=training.beta_1, beta_2=training.beta_2,
                                          epsilon=training.epsilon)
     model.compile(optimizer=optimizer,
                   loss=lambda y, p: soft_dice_loss(y, p, form=training.loss))
     recorder = LossCurves(on_epoch)
-    model.fit(train_batches, validation_data=validation_batches, epochs=training.epochs,
+    model.fit(**fit_data, validation_data=validation_batches, epochs=training.epochs,
               verbose=0, callbacks=[recorder])
     return recorder
 
@@ -157,9 +168,9 @@ def run_cell(cell: Cell, config: BenchConfig, bench_dir, splits=None, on_epoch=N
         store.write_result(bench_dir, result)
         return result
     filters_before = first_conv_kernel(model)
-    recorder = train(model, train_batches, validation_batches, training, on_epoch)
     n_train = bench_data.slice_count(splits.train, splits.train_cases)
     n_validation = bench_data.slice_count(splits.train, splits.validation_cases)
+    recorder = train(model, train_batches, validation_batches, training, on_epoch, n_train)
     keep_volume = cell.encoder == evaluation.volume_encoder and cell.init == "random"
     metrics, counts, arrays = score_test_set(model, splits, pipeline, cell.experiment,
                                              evaluation, training.batch_size, keep_volume)
