@@ -55,6 +55,9 @@ PIPELINE_SETTINGS = {  # name: (mode, size, batch); DESIGN.md's stage 1 and the 
 }
 PAPER_GPU_VOLUMES_PER_S = (210 * 100 + 200 * 100) / (10 * 3600 + 49 * 60)  # paper: 10 h 49 min
 GOALS = {"step3d": 1.5, "step2d": 1.3, "pipeline": 1.0, "consumption": 3.0}  # issue 13
+# pipeline rates are timed over runs of whole passes holding at least this many volumes, so a
+# prefetch buffer that already holds a short pass does not make it look instant (either side)
+CHUNK_VOLUMES = 24
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +96,11 @@ def timed_calls(call, repeats: int, warmups: int = 1) -> list:
         call()
         seconds.append(time.perf_counter() - start)
     return seconds
+
+
+def passes_per_chunk(per_pass: int) -> int:
+    """How many passes of ``per_pass`` volumes one pipeline rate is timed over."""
+    return max(1, -(-CHUNK_VOLUMES // max(1, per_pass)))
 
 
 def summarise(values: list, **extra) -> dict:

@@ -14,7 +14,7 @@ import tfcovseg  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 
 # isort: split
 import tensorflow as tf
-from compare import summarise, timed_calls, window_count
+from compare import passes_per_chunk, summarise, timed_calls, window_count
 
 from tfcovseg.bench import data as bench_data
 from tfcovseg.bench.cell import train
@@ -92,7 +92,8 @@ def pipeline(job: dict) -> dict:
 
 
 def passes_per_second(batches, seconds: float) -> list:
-    """Volumes/s of each pass after the first (tracing; filling the cache), for ``seconds``.
+    """Volumes/s over runs of passes (``passes_per_chunk``) after the first pass (tracing;
+    filling the cache), for ``seconds``.
 
     The passes come from one iterator over ``batches.repeat()``, as training reads its data
     (``tfcovseg.train.fit``) and as MONAI's persistent workers serve theirs: a new iterator of
@@ -100,14 +101,15 @@ def passes_per_second(batches, seconds: float) -> list:
     which training pays once per phase, not once per pass.
     """
     per_pass = sum(int(image.shape[0]) for image, _ in batches)
+    chunk = per_pass * passes_per_chunk(per_pass)
     iterator = iter(batches.repeat())
     rates, start = [], time.perf_counter()
     while time.perf_counter() - start < seconds or not rates:
-        pass_start, volumes = time.perf_counter(), 0
-        while volumes < per_pass:
+        chunk_start, volumes = time.perf_counter(), 0
+        while volumes < chunk:
             image, _ = next(iterator)
             volumes += int(image.shape[0])
-        rates.append(volumes / (time.perf_counter() - pass_start))
+        rates.append(volumes / (time.perf_counter() - chunk_start))
     return rates
 
 
