@@ -182,7 +182,8 @@ def pipeline(job: dict) -> dict:
 
 def monai_transforms(mode: str, size_dhw: tuple):
     """MONAI's closest transforms to tfcovseg's pipeline: load, resize (or pad and crop half
-    of the patches on lesions), min-max, then faimed3d's augmentations at probability 0.15.
+    of the patches on lesions, from indices found once per volume), min-max, then faimed3d's
+    augmentations at probability 0.15.
 
     MONAI has no perspective warp (an affine shear stands in) and adds its Gaussian noise
     (tfcovseg multiplies); MONAI's axes are NIfTI's (x, y, z) = (W, H, D).
@@ -198,8 +199,14 @@ def monai_transforms(mode: str, size_dhw: tuple):
                mt.Resized("label", size_xyz, mode="nearest"), mt.ScaleIntensityd("image")]
         sample = []
     else:
-        fit = [mt.ScaleIntensityd("image"), mt.SpatialPadd(keys, size_xyz)]
-        sample = [mt.RandCropByPosNegLabeld(keys, "label", size_xyz, pos=1, neg=1, num_samples=1)]
+        # the lesion / background voxel indices are found once (cached with the volume), as
+        # MONAI's documentation advises for RandCropByPosNegLabeld, then dropped after the crop
+        indices = {"fg_indices_key": "label_fg_indices", "bg_indices_key": "label_bg_indices"}
+        fit = [mt.ScaleIntensityd("image"), mt.SpatialPadd(keys, size_xyz),
+               mt.FgBgToIndicesd("label")]
+        sample = [mt.RandCropByPosNegLabeld(keys, "label", size_xyz, pos=1, neg=1, num_samples=1,
+                                            **indices),
+                  mt.DeleteItemsd(list(indices.values()))]
     augment = [
         *(mt.RandFlipd(keys, prob=p, spatial_axis=axis) for axis in range(3)),
         mt.RandRotated(keys, range_x=np.deg2rad(2), range_y=np.deg2rad(2), range_z=np.deg2rad(30),
