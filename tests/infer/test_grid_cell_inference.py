@@ -250,9 +250,10 @@ def test_evaluate_gives_a_lesions_in_lungs_cell_the_cases_lung_masks(make_cell, 
     assert (cell.parent / f"{cell.stem}_evaluation" / "spheres" / "summary.md").is_file()
 
 
-def test_a_real_grid_network_runs_on_every_slice(tmp_path):
+def test_a_real_grid_network_runs_on_every_slice_and_serves(tmp_path):
     """The paper's Unet-resnet18 (random weights) as a cell: the predictor's output on a volume
-    at the cell's size is the network's sigmoid output on each normalised slice."""
+    at the cell's size is the network's sigmoid output on each normalised slice, and its export
+    serves the same in a process without tfcovseg."""
     from tfcovseg.bench import store
     from tfcovseg.bench.cell import save_layer_weights
     from tfcovseg.bench.grid import Cell
@@ -270,3 +271,6 @@ def test_a_real_grid_network_runs_on_every_slice(tmp_path):
     expected = network(((hu + 500.0) / 500.0)[..., None], training=False).numpy()[..., 0]
     got = load_predictor(store.result_path(tmp_path, cell.id), batch_size=2)(hu, CT_SPACING)
     np.testing.assert_allclose(got, expected, atol=1e-5)
+    version = export_savedmodel(store.result_path(tmp_path, cell.id), tmp_path / "export")
+    served = serve_in_plain_tensorflow(version, hu[None], CT_SPACING, tmp_path)[0]
+    np.testing.assert_allclose(served, expected, atol=1e-5)
