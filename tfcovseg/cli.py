@@ -250,7 +250,8 @@ def mirror_axes(tta: bool, axes: tuple):
 @click.option("--overlap", type=OVERLAP,
               help="Sliding-window overlap (patch-mode runs; default 0.5; an export's is fixed).")
 @click.option("--batch-size", type=WINDOWS_PER_BATCH,
-              help="Windows per batch (patch-mode runs; default 1; an export's is fixed).")
+              help="Windows per batch (patch-mode runs; default 1), or slices per call (a grid cell; "
+                   "default 8); an export's is fixed.")
 @click.option("--split", type=click.Choice(SPLITS),
               help="Only this part of the run's saved split (--model RUN, --data its dataset).")
 @tta_option
@@ -283,7 +284,8 @@ def evaluate(model, data, config, out, predictions, tolerance, overlap, batch_si
 @click.option("--overlap", type=OVERLAP,
               help="Sliding-window overlap (patch-mode runs; default 0.5; an export's is fixed).")
 @click.option("--batch-size", type=WINDOWS_PER_BATCH,
-              help="Windows per batch (patch-mode runs; default 1; an export's is fixed).")
+              help="Windows per batch (patch-mode runs; default 1), or slices per call (a grid cell; "
+                   "default 8); an export's is fixed.")
 @tta_option
 @tta_axes_option
 @input_window_option
