@@ -186,6 +186,11 @@ def test_an_exported_cell_serves_what_the_cell_predicts(make_cell, ct_file, tmp_
     np.testing.assert_allclose(served, load_predictor(make_cell())(hu, CT_SPACING), atol=1e-5)
     with pytest.raises(ConfigError, match="slices-mode export runs its model"):
         load_predictor(tmp_path / "export", batch_size=2)
+    # --tta means the in-plane flips for a cell: an export made with it takes it back
+    export_savedmodel(make_cell(), tmp_path / "mirrored", tta_axes=(0, 1, 2))
+    assert load_predictor(tmp_path / "mirrored", tta_axes=(0, 1, 2)).tta_axes == (1, 2)
+    with pytest.raises(ConfigError, match=r"mirrors along axes \[1, 2\]"):
+        load_predictor(tmp_path / "mirrored", tta_axes=(2,))
 
 
 def test_a_lesions_in_lungs_cell_exports_with_its_lung_cell(make_cell, ct_file, tmp_path):

@@ -237,13 +237,14 @@ def savedmodel_predictor(version_dir, overlap=None, batch_size=None, tta_axes=No
             f"and batch size {exported.get('batch_size')}, fixed when it was exported; --overlap "
             "and --batch-size cannot change them (leave them out, or predict with the model "
             "itself)", info_file)
-    if tta_axes is not None and list(tta_axes) != exported["tta_axes"]:
+    applied = None if tta_axes is None else applied_tta_axes(spec, tuple(tta_axes))
+    if tta_axes is not None and (None if applied is None else list(applied)) != exported["tta_axes"]:
         mirroring = ("does not mirror" if exported["tta_axes"] is None
                      else f"mirrors along axes {exported['tta_axes']}")
         raise ConfigError(
             f"this export {mirroring} at test time, fixed when it was exported; --tta cannot "
             "change that (leave it out, export again with or without --tta, or predict with "
-            "the run folder)", info_file)
+            "the model itself)", info_file)
     signature = tf.saved_model.load(str(version_dir)).signatures[SIGNATURE]
     takes_spacing = SIGNATURE_SPACING in signature.structured_input_signature[1]
 
