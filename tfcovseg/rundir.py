@@ -39,7 +39,7 @@ from typing import Literal
 from tfcovseg.config import bounded, from_dict, frozen_settings, to_dict
 from tfcovseg.errors import ConfigError, DataError, TfcovsegError
 from tfcovseg.files import read_json_of_kind, write_json, write_text
-from tfcovseg.settings.data import SPACING_MM, Experiment, Intensity, Mode
+from tfcovseg.settings.data import SPACING_MM, Experiment, Intensity, Mode, check_spacing_mode
 
 RUN_KIND = "tfcovseg-run"
 HISTORY_COLUMNS = ("stage", "phase", "epoch", "lr", "loss", "val_loss", "val_dice", "seconds")
@@ -61,9 +61,7 @@ class InputSpec:
     spacing: tuple[float, float, float] | None = bounded(None, **SPACING_MM)
 
     def __post_init__(self):
-        if self.spacing is not None and self.mode != "patch":
-            raise ValueError(f"a target spacing is for patch mode, got spacing "
-                             f"{list(self.spacing)} with mode {self.mode!r}")
+        check_spacing_mode(self.spacing, self.mode)
 
 
 @frozen_settings

@@ -64,6 +64,14 @@ class Augment3D:
             raise ValueError("flip_axes must name at least one axis among 0, 1, 2")
 
 
+def check_spacing_mode(spacing, mode: str) -> None:
+    """A target ``spacing`` belongs to patch mode only (the pipeline's and a run's input spec);
+    raises ``ValueError`` otherwise."""
+    if spacing is not None and mode != "patch":
+        raise ValueError(f"a target spacing is for patch mode (resize mode resizes whole volumes "
+                         f"to size), got spacing {list(spacing)} with mode {mode!r}")
+
+
 @frozen_settings
 class Pipeline3D:
     """How the 3D pipeline samples a prepared dataset (tfcovseg.data.pipeline3d)."""
@@ -81,9 +89,7 @@ class Pipeline3D:
     num_parallel: int | None = bounded(None, low=1)  # parallel calls; None: tf.data.AUTOTUNE
 
     def __post_init__(self):
-        if self.spacing is not None and self.mode != "patch":
-            raise ValueError(f"spacing is for patch mode (resize mode resizes whole volumes to "
-                             f"size), got spacing {list(self.spacing)} with mode {self.mode!r}")
+        check_spacing_mode(self.spacing, self.mode)
 
 
 @frozen_settings
