@@ -313,13 +313,12 @@ def _lung_source(predictor, lung_model, batch_size, dataset, cases):
     """``lungs(case, hu, volume)`` for a predictor that takes lungs (None for one that does
     not): the lungs ``lung_model`` finds, or else each case's prepared lung mask, which every
     case must then have (checked here, before anything is predicted)."""
-    if lung_model is not None and not predictor.takes_lungs:
-        raise ConfigError("--lung-model is the input mask of a lesions_in_lungs grid cell; this "
-                          "model takes the whole CT", lung_model)
+    from tfcovseg.infer.predictor import check_lung_model_input, load_lung_predictor
+
+    check_lung_model_input(predictor.takes_lungs, lung_model)
     if not predictor.takes_lungs:
         return None
     if lung_model is not None:
-        from tfcovseg.infer.predictor import load_lung_predictor
         from tfcovseg.models.sliding_window import lesion_mask
 
         lung_predictor = load_lung_predictor(lung_model, batch_size)

@@ -52,6 +52,7 @@ from tfcovseg.infer.predictor import (
     SIGNATURE_OUTPUT,
     SIGNATURE_SPACING,
     applied_tta_axes,
+    check_lung_model_input,
     inference_for,
     lesion_probabilities,
     load_lung_model,
@@ -150,14 +151,12 @@ def export_savedmodel(model_dir, out, version: int = 1, tta_axes=None, lung_mode
     check_tta_axes(tta_axes)
     new_version_dir(out, version)
     loaded = load_segmenter(model_dir)
+    check_lung_model_input(needs_lungs(loaded.spec), lung_model)
     lungs = None if lung_model is None else load_lung_model(lung_model)
     if needs_lungs(loaded.spec) and lungs is None:
         raise ConfigError("a grid cell of the lesions_in_lungs experiment segments lung-masked "
                           "slices: export it with --lung-model LUNGS_CELL, whose lungs mask its "
                           "input inside the graph", model_dir)
-    if lungs is not None and not needs_lungs(loaded.spec):
-        raise ConfigError("--lung-model is the input mask of a lesions_in_lungs grid cell; this "
-                          "model takes the whole CT", model_dir)
     target = export_keras_model(loaded.model, loaded.spec, out, version, run=model_dir,
                                 inference=inference_for(loaded.spec, tta_axes=tta_axes),
                                 lung_model=lungs)

@@ -180,4 +180,3 @@ def predict_ct(model_dir, input_path, out=None, probabilities=False, lung_mask=N
     print(format_summary(report))
     print(f"mask: {paths.mask}\nreport: {paths.report} and {paths.png}")
     return report
-

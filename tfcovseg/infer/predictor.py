@@ -192,6 +192,14 @@ def needs_lungs(spec: InputSpec | SliceSpec) -> bool:
     return spec.mode == "slices" and spec.experiment == "lesions_in_lungs"
 
 
+def check_lung_model_input(takes_lungs: bool, lung_model) -> None:
+    """Refuse a ``lung_model`` given as the input mask of a model that ``takes_lungs`` not
+    (one that takes the whole CT, or an export that finds its lungs itself)."""
+    if lung_model is not None and not takes_lungs:
+        raise ConfigError("--lung-model is the input mask of a lesions_in_lungs grid cell; this "
+                          "model takes the whole CT", lung_model)
+
+
 def export_version_dir(path) -> Path | None:
     """The SavedModel folder an export path names (its newest version), or None."""
     path = Path(path)
@@ -226,8 +234,8 @@ def savedmodel_predictor(version_dir, overlap=None, batch_size=None, tta_axes=No
     info_file = version_dir.parent / EXPORT_FILE
     info = read_export_info(version_dir)
     spec = _spec(info.get("input", {}), info_file)
-    exported = dict(info.get("sliding_window", {}))
-    exported["tta_axes"] = info.get("tta_axes")
+    exported = info.get("sliding_window", {})
+    exported_tta = None if info.get("tta_axes") is None else tuple(info["tta_axes"])
     check_window_options(spec, overlap)
     asked = {"overlap": overlap, "batch_size": batch_size}
     if spec.mode != "resize" and any(v is not None and exported.get(k) != v
@@ -237,10 +245,9 @@ def savedmodel_predictor(version_dir, overlap=None, batch_size=None, tta_axes=No
             f"and batch size {exported.get('batch_size')}, fixed when it was exported; --overlap "
             "and --batch-size cannot change them (leave them out, or predict with the model "
             "itself)", info_file)
-    applied = None if tta_axes is None else applied_tta_axes(spec, tuple(tta_axes))
-    if tta_axes is not None and (None if applied is None else list(applied)) != exported["tta_axes"]:
-        mirroring = ("does not mirror" if exported["tta_axes"] is None
-                     else f"mirrors along axes {exported['tta_axes']}")
+    if tta_axes is not None and applied_tta_axes(spec, tuple(tta_axes)) != exported_tta:
+        mirroring = ("does not mirror" if exported_tta is None
+                     else f"mirrors along axes {list(exported_tta)}")
         raise ConfigError(
             f"this export {mirroring} at test time, fixed when it was exported; --tta cannot "
             "change that (leave it out, export again with or without --tta, or predict with "
@@ -254,8 +261,7 @@ def savedmodel_predictor(version_dir, overlap=None, batch_size=None, tta_axes=No
             inputs[SIGNATURE_SPACING] = tf.constant(spacing_mm)
         return signature(**inputs)[SIGNATURE_OUTPUT][0].numpy()
 
-    tta = exported["tta_axes"]
-    return Predictor(probabilities, spec, str(version_dir), None if tta is None else tuple(tta))
+    return Predictor(probabilities, spec, str(version_dir), exported_tta)
 
 
 def load_predictor(path, overlap=None, batch_size=None, tta_axes=None) -> Predictor:
