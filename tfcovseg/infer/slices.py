@@ -38,17 +38,14 @@ def slice_probabilities(model, volumes_hu, spec: SliceSpec, lungs=None,
     ``lungs`` (``[B, D, H, W]``, non-zero inside the lungs): the input mask a
     ``lesions_in_lungs`` cell takes; ignored by the other experiments.
     """
-    volumes_hu = tf.convert_to_tensor(volumes_hu, tf.float32)
-    if spec.experiment != "lesions_in_lungs":
-        lungs = tf.ones_like(volumes_hu)
-    lungs = tf.cast(tf.cast(lungs, tf.bool), tf.float32)
+    scaled = normalise(volumes_hu, spec.intensity)  # min-max, were it set, per volume
+    if spec.experiment == "lesions_in_lungs":
+        scaled = scaled * tf.cast(tf.cast(lungs, tf.bool), tf.float32)
     axes = in_plane_axes(tta_axes)
 
-    def one_volume(pair):
-        hu, lung = pair
-        scaled = normalise(hu, spec.intensity) * lung
-        grid = tf.unstack(tf.shape(hu), num=3)
-        resized = resize_linear(scaled[..., None], (grid[0], *spec.size))[..., 0]
+    def one_volume(volume):
+        grid = tf.unstack(tf.shape(volume), num=3)
+        resized = resize_linear(volume[..., None], (grid[0], *spec.size))[..., 0]
 
         def predict(stacks):  # [1, D, h, w] -> [1, D, h, w]
             return _batched(model, stacks[0], spec.size, batch_size)[None]
@@ -58,7 +55,7 @@ def slice_probabilities(model, volumes_hu, spec: SliceSpec, lungs=None,
         probabilities = predict(resized[None])[0]
         return resize_linear(probabilities[..., None], grid)[..., 0]
 
-    return tf.map_fn(one_volume, (volumes_hu, lungs), fn_output_signature=tf.float32)
+    return tf.map_fn(one_volume, scaled, fn_output_signature=tf.float32)
 
 
 def lung_mask(model, volumes_hu, spec: SliceSpec, batch_size: int = SLICE_BATCH):
