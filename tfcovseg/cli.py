@@ -214,6 +214,13 @@ input_window_option = click.option(
     help="The HU window a CT in 0..255 was cut from (e.g. -1250 250 for Ma et al.'s radiopaedia "
          "volumes): mapped back to HU before prediction.")
 
+overlap_option = click.option(
+    "--overlap", type=OVERLAP,
+    help="Sliding-window overlap (patch-mode runs; default 0.5; an export's is fixed).")
+batch_size_option = click.option(
+    "--batch-size", type=WINDOWS_PER_BATCH,
+    help="Windows per batch (patch-mode runs; default 1), or slices per call (a grid cell; "
+         "default 8); an export's is fixed.")
 tta_option = click.option(
     "--tta", is_flag=True,
     help="Test-time mirroring: average the probabilities of every combination of flips along "
@@ -247,11 +254,8 @@ def mirror_axes(tta: bool, axes: tuple):
               help="Score existing prediction NIfTIs (<id>.nii.gz) instead of a model.")
 @click.option("--tolerance", type=bounds(EvaluateConfig, "tolerance"),
               help="NSD tolerance in mm (default: config, else 3 mm, Ma et al.'s lesion value).")
-@click.option("--overlap", type=OVERLAP,
-              help="Sliding-window overlap (patch-mode runs; default 0.5; an export's is fixed).")
-@click.option("--batch-size", type=WINDOWS_PER_BATCH,
-              help="Windows per batch (patch-mode runs; default 1), or slices per call (a grid cell; "
-                   "default 8); an export's is fixed.")
+@overlap_option
+@batch_size_option
 @click.option("--split", type=click.Choice(SPLITS),
               help="Only this part of the run's saved split (--model RUN, --data its dataset).")
 @tta_option
@@ -281,11 +285,8 @@ def evaluate(model, data, config, out, predictions, tolerance, overlap, batch_si
 @click.option("--lung-mask", type=click.Path(exists=True, dir_okay=False),
               help="Lung mask NIfTI for the report (default: --lung-model, else a simple "
                    "threshold extraction).")
-@click.option("--overlap", type=OVERLAP,
-              help="Sliding-window overlap (patch-mode runs; default 0.5; an export's is fixed).")
-@click.option("--batch-size", type=WINDOWS_PER_BATCH,
-              help="Windows per batch (patch-mode runs; default 1), or slices per call (a grid cell; "
-                   "default 8); an export's is fixed.")
+@overlap_option
+@batch_size_option
 @tta_option
 @tta_axes_option
 @input_window_option
